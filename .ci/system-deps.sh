@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that tests run for real, only when missing.
+# Never fails the build: a test that needs a missing tool skips with the reason.
+set -u
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  SUDO=sudo; command -v sudo >/dev/null 2>&1 || { echo "system-deps: not root, cannot install ${need[*]}"; exit 0; }
+else
+  SUDO=
+fi
+echo "system-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null 2>&1 || true
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+  || echo "system-deps: apt-get install ${need[*]} failed; the tests that need them will skip"
+exit 0

@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+CONFIG  ?= config.toml
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test bench venv system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,nats]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests drive for real: promtool (prometheus), headless chromium,
+# nats-server, docker-compose (config validation only). Installed only when missing.
+system-deps:
+	@bash .ci/system-deps.sh
+
+run: venv
+	$(BIN)/adlmon run --config $(CONFIG)
+
+test: venv system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: venv
+	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/mechanisms.py
+	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/burst.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

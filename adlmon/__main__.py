@@ -1,0 +1,3 @@
+from adlmon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""``adlmon`` command line: one subcommand per module.
+
+Each module named here provides ``add_arguments(parser)`` and ``main(args) -> int``
+and is imported only when its subcommand runs (``adlmon version`` stays instant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from adlmon import __version__
+
+COMMANDS = {
+    "run": ("adlmon.app", "run the daemon: live collectors -> engine -> metrics, API, wavelog"),
+    "replay": ("adlmon.replay", "replay Hyperliquid node files and report every ADL wave"),
+    "simulate": ("adlmon.sim", "write a synthetic ADL cascade in Hyperliquid's archive formats"),
+    "scorecard": ("adlmon.scorecard", "policy table (OL Table 2) over a wavelog or per-wave CSV"),
+    "check-config": ("adlmon.config", "validate a config file and print the effective config"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adlmon", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("version", help="print the version")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["version"] or argv[:1] == ["--version"]:
+        print(f"adlmon {__version__}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    return int(importlib.import_module(args._module).main(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
