@@ -21,14 +21,17 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (one broken or slow
+    subcommand never breaks the others)."""
     parser = argparse.ArgumentParser(prog="adlmon", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("version", help="print the version")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(p)
-        p.set_defaults(_module=module)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+            p.set_defaults(_module=module)
     return parser
 
 
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["version"] or argv[:1] == ["--version"]:
         print(f"adlmon {__version__}")
         return 0
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
