@@ -1,0 +1,684 @@
+"""The one catalogue of adlmon's Prometheus metrics (ecosystem.md §2.1).
+
+Every family is declared once in ``FAMILIES`` (grouped: waves, mechanisms,
+funds/shortfall, feeds, engine/process), with help text that states the unit,
+and built by :class:`Metrics` on its own ``CollectorRegistry`` (tests make fresh
+ones; the daemon makes one). The README metric table is generated from the same
+list (``python -m adlmon.metrics --readme README.md``).
+
+Conventions: ``adlmon_`` prefix; base units (seconds, ratio 0..1); USD amounts end
+in ``_usd`` (every venue is converted to USD at ingest); counters end in
+``_total``; no account or address label anywhere. Label values are bounded:
+
+- ``venue``: the venues adlmon knows (at most ``MAX_VENUES`` distinct values);
+- ``horizon``: the configured production-haircut horizons Δ, in ms, as strings;
+- ``mechanism``: the configured counterfactual mechanisms;
+- ``channel``: the feed channels the collectors open (at most ``MAX_CHANNELS``);
+- ``reason``: reconnects use the fixed ``RECONNECT_REASONS``; parse errors use the
+  parser's short reason (``ParseError.reason``), at most ``MAX_PARSE_REASONS``
+  distinct values;
+- ``pool``: insurance-fund pools (at most ``MAX_POOLS``).
+
+A value past a cap is folded into ``other``; an unknown horizon or mechanism
+in a wave report is skipped (mixing it into ``other`` would make sums wrong).
+
+Hot paths (feed messages, waves) use cached label children and take counts per
+frame/batch (``message(..., n=len(batch))``), not per record (ecosystem.md §2.1:
+~1 µs per increment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from prometheus_client import (
+    CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector,
+    disable_created_metrics, generate_latest,
+)
+
+from adlmon import __version__
+
+KNOWN_VENUES = ("hyperliquid", "binance", "bybit", "okx")
+DEFAULT_HORIZONS_MS = (0, 500, 1000, 2000, 5000)
+DEFAULT_MECHANISMS = (
+    "pro_rata", "capped_pro_rata", "rap", "contract_pro_rata", "min_max_integer",
+    "queue_pnl", "queue_hyperliquid",
+)
+# Why a websocket session ended. Close codes are RFC 6455 §7.4.1; 1006 means the
+# TCP connection dropped without a close frame.
+RECONNECT_REASONS = (
+    "close_1000", "close_1001", "abnormal_1006", "close_1011", "close_1012", "close_other",
+    "timeout", "ping_timeout", "silence", "error_payload", "http_429", "http_5xx",
+    "connect_error", "server_restart", "other",
+)
+OTHER = "other"
+MAX_VENUES = 10
+MAX_CHANNELS = 16
+MAX_PARSE_REASONS = 16
+MAX_POOLS = 8
+ENGINE_ANOMALIES = ("divergence", "unknown_dir", "unknown_ledger")
+
+LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+COMPUTE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family. ``name`` is the name used in PromQL (counters with
+    ``_total``; histograms by their base name)."""
+
+    name: str
+    kind: str  # counter | gauge | histogram
+    group: str
+    labels: tuple[str, ...]
+    help: str
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def base_name(self) -> str:
+        """The name given to prometheus_client (it appends ``_total`` to counters)."""
+        return self.name[: -len("_total")] if self.kind == "counter" else self.name
+
+
+def _f(name, kind, group, labels, help_text, buckets=()):
+    return Family(name, kind, group, tuple(labels), help_text, tuple(buckets))
+
+
+V, H, M, C = ("venue",), ("venue", "horizon"), ("venue", "mechanism"), ("venue", "channel")
+
+FAMILIES: tuple[Family, ...] = (
+    # --- waves: one increment per closed ADL wave (DESIGN §4, paper §4.4) ---
+    _f("adlmon_adl_waves_total", "counter", "waves", V,
+       "ADL waves completed (maximal runs of ADL fills with gaps <= gap_ms). Unit: waves."),
+    _f("adlmon_adl_fills_total", "counter", "waves", V,
+       "ADL fills (winner side) in completed waves. Unit: fills."),
+    _f("adlmon_adl_notional_usd_total", "counter", "waves", V,
+       "Notional closed by ADL, sum of px*sz over ADL fills. Unit: USD."),
+    _f("adlmon_adl_needed_usd_total", "counter", "waves", V,
+       "Needed budget B = sum |markPx - px| * sz over ADL fills (paper §4.4). Unit: USD."),
+    _f("adlmon_adl_production_haircut_usd_total", "counter", "waves", H,
+       "Production haircut H(Δ): what ADL'd winners lost versus keeping the position "
+       "to t_end + Δ (paper §4.4). Unit: USD."),
+    _f("adlmon_adl_excess_haircut_usd_total", "counter", "waves", H,
+       "Positive part of the excess haircut (H(Δ) - B)+ summed over waves. Unit: USD."),
+    _f("adlmon_adl_accounts_touched_total", "counter", "waves", V,
+       "Distinct ADL'd accounts per wave, summed over waves (an account in two waves "
+       "counts twice). Unit: accounts."),
+    _f("adlmon_adl_deficit_increment_usd_total", "counter", "waves", V,
+       "Increment of the liquidated accounts' deficit over earlier waves, for waves with a "
+       "known deficit. Unit: USD."),
+    _f("adlmon_adl_deficit_unknown_waves_total", "counter", "waves", V,
+       "Waves whose deficit is unknown (a loser's ledger state was never seen). Unit: waves."),
+    _f("adlmon_adl_last_wave_end_timestamp_seconds", "gauge", "waves", V,
+       "Exchange time of the last ADL fill of the latest wave. Unit: Unix seconds."),
+    _f("adlmon_adl_last_wave_needed_usd", "gauge", "waves", V,
+       "Needed budget B of the latest wave. Unit: USD."),
+    _f("adlmon_adl_last_wave_production_haircut_usd", "gauge", "waves", H,
+       "Production haircut H(Δ) of the latest wave. Unit: USD."),
+    _f("adlmon_adl_last_wave_excess_haircut_usd", "gauge", "waves", H,
+       "Excess haircut H(Δ) - B of the latest wave (net, may be negative). Unit: USD."),
+    _f("adlmon_adl_last_wave_haircut_to_needed_ratio", "gauge", "waves", H,
+       "H(Δ) / B of the latest wave (NaN when B = 0). Unit: ratio."),
+    _f("adlmon_adl_last_wave_deficit_usd", "gauge", "waves", V,
+       "Deficit D (stock) of the latest wave's liquidated accounts; NaN when unknown. Unit: USD."),
+    _f("adlmon_adl_last_wave_accounts", "gauge", "waves", V,
+       "Distinct accounts ADL'd by production in the latest wave. Unit: accounts."),
+    _f("adlmon_adl_last_wave_theta_needed_ratio", "gauge", "waves", V,
+       "Severity θ_needed = min(1, B/D) of the latest wave; NaN when D is unknown or 0. "
+       "Unit: ratio."),
+    _f("adlmon_adl_last_wave_theta_production_ratio", "gauge", "waves", V,
+       "Severity θ_prod = min(1, H/D) at the first horizon for the latest wave; NaN when D "
+       "is unknown or 0. Unit: ratio."),
+    # --- mechanisms: the counterfactual per wave (paper §3, §4.4) ---
+    _f("adlmon_adl_optimal_haircut_usd_total", "counter", "mechanisms", M,
+       "Haircut each counterfactual mechanism takes at the wave's needed budget B "
+       "(ex post), summed over waves. Unit: USD."),
+    _f("adlmon_adl_ex_ante_haircut_usd_total", "counter", "mechanisms", M,
+       "Haircut each mechanism takes at the severity controller's ex-ante budget, summed "
+       "over waves. Unit: USD."),
+    _f("adlmon_adl_excess_vs_optimal_usd_total", "counter", "mechanisms", H,
+       "Positive part of production haircut H(Δ) minus the optimal mechanism's haircut, "
+       "summed over waves. Unit: USD."),
+    _f("adlmon_adl_last_wave_mechanism_haircut_usd", "gauge", "mechanisms", M,
+       "Haircut of each mechanism at budget B (ex post) in the latest wave. Unit: USD."),
+    _f("adlmon_adl_last_wave_max_share_ratio", "gauge", "mechanisms", M,
+       "Largest haircut share max_i x_i/u_i of each mechanism in the latest wave. Unit: ratio."),
+    _f("adlmon_adl_last_wave_mechanism_accounts", "gauge", "mechanisms", M,
+       "Accounts each mechanism touches in the latest wave. Unit: accounts."),
+    _f("adlmon_adl_last_wave_excess_vs_optimal_usd", "gauge", "mechanisms", H,
+       "Production haircut H(Δ) minus the optimal mechanism's haircut in the latest wave "
+       "(net). Unit: USD."),
+    _f("adlmon_adl_controller_theta_ratio", "gauge", "mechanisms", V,
+       "Ex-ante severity θ_t published by the online controller after the latest wave "
+       "(paper §3.7). Unit: ratio."),
+    _f("adlmon_adl_controller_budget_usd", "gauge", "mechanisms", V,
+       "Ex-ante ADL budget θ_t·D_t of the controller for the latest wave. Unit: USD."),
+    # --- funds and shortfall ---
+    _f("adlmon_deficit_usd", "gauge", "funds", V,
+       "Open shortfall: negative equity of liquidated accounts not yet covered. Unit: USD."),
+    _f("adlmon_insurance_fund_usd", "gauge", "funds", ("venue", "pool"),
+       "Insurance fund (or backstop vault) balance. Unit: USD."),
+    _f("adlmon_insurance_fund_snapshot_timestamp_seconds", "gauge", "funds", ("venue", "pool"),
+       "When the insurance fund balance was last read (exchange time). Unit: Unix seconds."),
+    _f("adlmon_adl_armed", "gauge", "funds", V,
+       "1 when the venue signals ADL is armed or imminent for any market, else 0. Unit: boolean."),
+    # --- feeds ---
+    _f("adlmon_feed_connected", "gauge", "feeds", C,
+       "1 while the feed's websocket (or file tail) is connected and subscribed. Unit: boolean."),
+    _f("adlmon_feed_last_message_timestamp_seconds", "gauge", "feeds", C,
+       "Receipt time of the last data message on the channel. Unit: Unix seconds."),
+    _f("adlmon_feed_silence_budget_seconds", "gauge", "feeds", C,
+       "Data silence after which a busy channel is considered stale; set only for busy "
+       "channels (quiet ones rely on ping/pong). Unit: seconds."),
+    _f("adlmon_feed_messages_total", "counter", "feeds", C,
+       "Data messages received (frames or file lines). Unit: messages."),
+    _f("adlmon_feed_parse_errors_total", "counter", "feeds", ("venue", "channel", "reason"),
+       "Frames that failed to parse, by parser reason. Unit: messages."),
+    _f("adlmon_feed_reconnects_total", "counter", "feeds", ("venue", "channel", "reason"),
+       "Reconnects, by why the previous session ended (fixed reason set). Unit: reconnects."),
+    _f("adlmon_feed_gaps_total", "counter", "feeds", C,
+       "Feed gaps announced after a reconnect (data may be missing). Unit: gaps."),
+    _f("adlmon_feed_message_lag_seconds", "histogram", "feeds", C,
+       "Exchange timestamp to local receipt of data messages. Unit: seconds.", LAG_BUCKETS_S),
+    # --- engine and process ---
+    _f("adlmon_adl_compute_duration_seconds", "histogram", "engine", V,
+       "Wall time to compute one wave's counterfactual report. Unit: seconds.",
+       COMPUTE_BUCKETS_S),
+    _f("adlmon_engine_fills_total", "counter", "engine", V,
+       "Fills applied to the ledger (all kinds). Unit: fills."),
+    _f("adlmon_engine_anomalies_total", "counter", "engine", ("venue", "kind"),
+       "Ledger anomalies: divergence (ledger vs venue closedPnl), unknown_dir, "
+       "unknown_ledger (account without state). Unit: events."),
+    _f("adlmon_event_loop_lag_seconds", "gauge", "engine", (),
+       "Latest measured event-loop scheduling lag. Unit: seconds."),
+    _f("adlmon_build_info", "gauge", "engine", ("version", "python"),
+       "Build metadata; the value is always 1."),
+)
+
+GROUPS = ("waves", "mechanisms", "funds", "feeds", "engine")
+
+
+def catalogue() -> list[str]:
+    """Every family name adlmon exports, as used in PromQL (counters with
+    ``_total``, histograms by base name)."""
+    return [f.name for f in FAMILIES]
+
+
+def reconnect_reason_for_close(code: int | None) -> str:
+    """Map a websocket close code to a ``RECONNECT_REASONS`` value."""
+    if code == 1006 or code is None:
+        return "abnormal_1006"
+    named = f"close_{code}"
+    return named if named in RECONNECT_REASONS else "close_other"
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None (tolerant of missing, null, strings, NaN)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _nan(value: Any) -> float:
+    x = _num(value)
+    return math.nan if x is None else x
+
+
+class _Bounded:
+    """A free-form label kept to its first ``limit`` distinct values; later new
+    values become ``other`` (cardinality stays bounded whatever callers send)."""
+
+    __slots__ = ("limit", "seen", "pattern")
+
+    def __init__(self, limit: int, initial: Iterable[str] = (), pattern: re.Pattern | None = None):
+        self.limit = limit
+        self.pattern = pattern
+        self.seen: set[str] = set()
+        for v in initial:
+            self(v)
+
+    def __call__(self, value: Any) -> str:
+        v = str(value) if value is not None else OTHER
+        if v in self.seen:
+            return v
+        if (self.pattern is not None and not self.pattern.match(v)) or len(self.seen) >= self.limit:
+            return OTHER
+        self.seen.add(v)
+        return v
+
+
+class _FeedChildren:
+    __slots__ = ("messages", "last_ts", "lag")
+
+    def __init__(self, messages, last_ts, lag):
+        self.messages = messages
+        self.last_ts = last_ts
+        self.lag = lag
+
+
+class Metrics:
+    """Owns a ``CollectorRegistry`` with every family in ``FAMILIES``.
+
+    ``horizons_ms`` and ``mechanisms`` fix the allowed ``horizon`` and ``mechanism``
+    label values (from config); ``venues`` are pre-initialised to 0 so that the
+    first wave of a venue shows up in ``increase()``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 venues: Iterable[str] = ("hyperliquid",),
+                 horizons_ms: Iterable[int] = DEFAULT_HORIZONS_MS,
+                 mechanisms: Iterable[str] = DEFAULT_MECHANISMS,
+                 process_collectors: bool = True):
+        # The *_created series double every counter's series count; Prometheus 2.x
+        # does not use them from the text format. (Process-wide switch.)
+        disable_created_metrics()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.horizons = tuple(str(int(h)) for h in horizons_ms)
+        self.mechanisms = tuple(mechanisms)
+        self._horizon_set = frozenset(self.horizons)
+        self._mechanism_set = frozenset(self.mechanisms)
+        self._venue = _Bounded(MAX_VENUES)
+        self._channel = _Bounded(MAX_CHANNELS)
+        self._pool = _Bounded(MAX_POOLS)
+        self._parse_reason = _Bounded(MAX_PARSE_REASONS, pattern=_REASON_RE)
+        self.families: dict[str, Any] = {}
+        for fam in FAMILIES:
+            self.families[fam.name] = self._make(fam)
+        self._children: dict[tuple, Any] = {}
+        self._feeds: dict[tuple[str, str], _FeedChildren] = {}
+        self._engine_seen: dict[tuple[str, str], float] = {}
+        if process_collectors:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        self.build_info()
+        for venue in venues:
+            self._init_venue(self._venue(venue))
+
+    # --- construction ---
+    def _make(self, fam: Family):
+        kw = dict(name=fam.base_name, documentation=fam.help, labelnames=fam.labels,
+                  registry=self.registry)
+        if fam.kind == "counter":
+            return Counter(**kw)
+        if fam.kind == "gauge":
+            return Gauge(**kw)
+        return Histogram(buckets=fam.buckets, **kw)
+
+    @classmethod
+    def from_config(cls, cfg, registry: CollectorRegistry | None = None) -> "Metrics":
+        """Label sets from an ``adlmon.config.Config``."""
+        venues = [name for name in ("hyperliquid",)
+                  if getattr(getattr(cfg.venues, name, None), "enabled", False)]
+        return cls(registry, venues=venues or ("hyperliquid",),
+                   horizons_ms=cfg.engine.horizons_ms, mechanisms=cfg.counterfactual.mechanisms)
+
+    def _child(self, name: str, *labels: str):
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.families[name].labels(*labels)
+        return child
+
+    def _init_venue(self, venue: str) -> None:
+        """Create the per-venue wave counters at 0 (a series born at its first
+        increment is invisible to ``increase()``)."""
+        for fam in FAMILIES:
+            if fam.kind != "counter" or fam.group not in ("waves", "mechanisms"):
+                continue
+            if fam.labels == V:
+                self._child(fam.name, venue)
+            elif fam.labels == H:
+                for h in self.horizons:
+                    self._child(fam.name, venue, h)
+            elif fam.labels == M:
+                for m in self.mechanisms:
+                    self._child(fam.name, venue, m)
+
+    # --- engine / process ---
+    def build_info(self, version: str = __version__) -> None:
+        self.families["adlmon_build_info"].labels(version, platform.python_version()).set(1)
+
+    def observe_compute_time(self, venue: str, seconds: float) -> None:
+        self._child("adlmon_adl_compute_duration_seconds", self._venue(venue)).observe(seconds)
+
+    def set_loop_lag(self, seconds: float) -> None:
+        self.families["adlmon_event_loop_lag_seconds"].set(seconds)
+
+    def observe_engine_stats(self, venue: str, stats: Mapping[str, Any]) -> None:
+        """Advance engine counters from the engine's cumulative ``stats`` dict
+        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``)."""
+        v = self._venue(venue)
+        for key, family, kind in (("fills", "adlmon_engine_fills_total", None),
+                                  ("divergences", "adlmon_engine_anomalies_total", "divergence"),
+                                  ("unknown_dir", "adlmon_engine_anomalies_total", "unknown_dir"),
+                                  ("unknown_ledger", "adlmon_engine_anomalies_total",
+                                   "unknown_ledger")):
+            total = _num(stats.get(key))
+            if total is None:
+                continue
+            seen = self._engine_seen.get((v, key), 0.0)
+            if total > seen:
+                child = (self._child(family, v) if kind is None
+                         else self._child(family, v, kind))
+                child.inc(total - seen)
+                self._engine_seen[(v, key)] = total
+
+    # --- waves and mechanisms ---
+    def observe_wave(self, report: Mapping[str, Any], compute_s: float | None = None) -> None:
+        """Account one wave report (``Wave.to_dict()`` plus the optional
+        ``counterfactual`` section). Missing or null fields are skipped."""
+        v = self._venue(report.get("venue") or "unknown")
+        ch = self._child
+        ch("adlmon_adl_waves_total", v).inc()
+        fills = _num(report.get("adl_fills"))
+        if fills is not None and fills > 0:
+            ch("adlmon_adl_fills_total", v).inc(fills)
+        notional = _num(report.get("notional_usd"))
+        if notional is not None and notional > 0:
+            ch("adlmon_adl_notional_usd_total", v).inc(notional)
+        needed = _num(report.get("needed_usd"))
+        if needed is not None:
+            if needed > 0:
+                ch("adlmon_adl_needed_usd_total", v).inc(needed)
+            ch("adlmon_adl_last_wave_needed_usd", v).set(needed)
+        accounts = report.get("accounts")
+        n_accounts = len(accounts) if isinstance(accounts, (list, tuple, set)) else _num(accounts)
+        if n_accounts is not None:
+            if n_accounts > 0:
+                ch("adlmon_adl_accounts_touched_total", v).inc(n_accounts)
+            ch("adlmon_adl_last_wave_accounts", v).set(n_accounts)
+        end_ms = _num(_first(report, "t_end_ms", "end_ms", "end_time_ms", "time_end_ms"))
+        if end_ms is not None:
+            ch("adlmon_adl_last_wave_end_timestamp_seconds", v).set(end_ms / 1000.0)
+
+        deficit = _num(report.get("deficit_usd"))
+        ch("adlmon_adl_last_wave_deficit_usd", v).set(math.nan if deficit is None else deficit)
+        if deficit is None:
+            ch("adlmon_adl_deficit_unknown_waves_total", v).inc()
+        else:
+            inc = _num(report.get("deficit_increment_usd"))
+            if inc is not None and inc > 0:
+                ch("adlmon_adl_deficit_increment_usd_total", v).inc(inc)
+        ch("adlmon_adl_last_wave_theta_needed_ratio", v).set(_nan(report.get("theta_needed")))
+        ch("adlmon_adl_last_wave_theta_production_ratio", v).set(_nan(report.get("theta_prod")))
+
+        production = report.get("production_haircut_usd") or {}
+        for h, value in _horizon_items(production, self._horizon_set):
+            ch("adlmon_adl_last_wave_production_haircut_usd", v, h).set(value)
+            if value > 0:
+                ch("adlmon_adl_production_haircut_usd_total", v, h).inc(value)
+            if needed is not None:
+                ch("adlmon_adl_last_wave_excess_haircut_usd", v, h).set(value - needed)
+                if value > needed:
+                    ch("adlmon_adl_excess_haircut_usd_total", v, h).inc(value - needed)
+                ch("adlmon_adl_last_wave_haircut_to_needed_ratio", v, h).set(
+                    value / needed if needed > 0 else math.nan)
+
+        cf = report.get("counterfactual")
+        if isinstance(cf, Mapping):
+            self._observe_counterfactual(v, cf, production)
+        if compute_s is not None:
+            ch("adlmon_adl_compute_duration_seconds", v).observe(compute_s)
+
+    def _observe_counterfactual(self, v: str, cf: Mapping[str, Any],
+                                production: Mapping[str, Any]) -> None:
+        ch = self._child
+        mechanisms = cf.get("mechanisms") or {}
+        for name, m in (mechanisms.items() if isinstance(mechanisms, Mapping) else ()):
+            if name not in self._mechanism_set or not isinstance(m, Mapping):
+                continue
+            ex_post = m.get("ex_post") if isinstance(m.get("ex_post"), Mapping) else m
+            ex_ante = m.get("ex_ante") if isinstance(m.get("ex_ante"), Mapping) else {}
+            total = _num(ex_post.get("total_usd"))
+            if total is not None:
+                ch("adlmon_adl_last_wave_mechanism_haircut_usd", v, name).set(total)
+                if total > 0:
+                    ch("adlmon_adl_optimal_haircut_usd_total", v, name).inc(total)
+            share = _num(ex_post.get("max_share"))
+            if share is not None:
+                ch("adlmon_adl_last_wave_max_share_ratio", v, name).set(share)
+            touched = _num(ex_post.get("accounts_touched"))
+            if touched is not None:
+                ch("adlmon_adl_last_wave_mechanism_accounts", v, name).set(touched)
+            ante = _num(ex_ante.get("total_usd"))
+            if ante is not None and ante > 0:
+                ch("adlmon_adl_ex_ante_haircut_usd_total", v, name).inc(ante)
+
+        excess = cf.get("excess_vs_optimal_usd")
+        if not isinstance(excess, Mapping):
+            # Derive it when the report does not carry it: H(Δ) minus the optimal
+            # mechanism's ex-post haircut.
+            optimal = mechanisms.get(cf.get("optimal_mechanism")) if isinstance(
+                mechanisms, Mapping) else None
+            best = None
+            if isinstance(optimal, Mapping):
+                ex_post = optimal.get("ex_post") if isinstance(optimal.get("ex_post"), Mapping) \
+                    else optimal
+                best = _num(ex_post.get("total_usd"))
+            excess = ({h: val - best for h, val in _horizon_items(production, self._horizon_set)}
+                      if best is not None else {})
+        for h, value in _horizon_items(excess, self._horizon_set):
+            ch("adlmon_adl_last_wave_excess_vs_optimal_usd", v, h).set(value)
+            if value > 0:
+                ch("adlmon_adl_excess_vs_optimal_usd_total", v, h).inc(value)
+
+        controller = cf.get("controller")
+        if isinstance(controller, Mapping):
+            theta = _num(controller.get("theta"))
+            if theta is not None:
+                ch("adlmon_adl_controller_theta_ratio", v).set(theta)
+            budget = _num(controller.get("budget_usd"))
+            if budget is not None:
+                ch("adlmon_adl_controller_budget_usd", v).set(budget)
+
+    # --- funds and shortfall ---
+    def set_deficit(self, venue: str, usd: float) -> None:
+        self._child("adlmon_deficit_usd", self._venue(venue)).set(usd)
+
+    def set_insurance_fund(self, venue: str, pool: str, usd: float,
+                           time_ms: int | None = None, now: float | None = None) -> None:
+        v, p = self._venue(venue), self._pool(pool)
+        self._child("adlmon_insurance_fund_usd", v, p).set(usd)
+        ts = time_ms / 1000.0 if time_ms is not None else (time.time() if now is None else now)
+        self._child("adlmon_insurance_fund_snapshot_timestamp_seconds", v, p).set(ts)
+
+    def set_adl_armed(self, venue: str, armed: bool) -> None:
+        self._child("adlmon_adl_armed", self._venue(venue)).set(1 if armed else 0)
+
+    # --- feeds (called by the websocket / file-tail layer) ---
+    def _feed(self, venue: str, channel: str) -> _FeedChildren:
+        key = (venue, channel)
+        feed = self._feeds.get(key)
+        if feed is None:
+            v, c = self._venue(venue), self._channel(channel)
+            feed = self._feeds[key] = _FeedChildren(
+                self._child("adlmon_feed_messages_total", v, c),
+                self._child("adlmon_feed_last_message_timestamp_seconds", v, c),
+                self._child("adlmon_feed_message_lag_seconds", v, c))
+            self._child("adlmon_feed_gaps_total", v, c)  # exists at 0 from the start
+        return feed
+
+    def connected(self, venue: str, channel: str, up: bool) -> None:
+        self._feed(venue, channel)
+        self._child("adlmon_feed_connected", self._venue(venue), self._channel(channel)).set(
+            1 if up else 0)
+
+    def silence_budget(self, venue: str, channel: str, seconds: float) -> None:
+        """Declare ``channel`` busy: stale after ``seconds`` of data silence."""
+        self._child("adlmon_feed_silence_budget_seconds", self._venue(venue),
+                    self._channel(channel)).set(seconds)
+
+    def message(self, venue: str, channel: str, n: int = 1, exchange_time_ms: float | None = None,
+                now: float | None = None) -> None:
+        """``n`` data messages received at ``now`` (Unix s); ``exchange_time_ms`` is
+        the venue timestamp of the newest one, for the lag histogram."""
+        feed = self._feeds.get((venue, channel)) or self._feed(venue, channel)
+        if now is None:
+            now = time.time()
+        feed.messages.inc(n)
+        feed.last_ts.set(now)
+        if exchange_time_ms is not None:
+            lag = now - exchange_time_ms / 1000.0
+            feed.lag.observe(lag if lag > 0 else 0.0)
+
+    def parse_error(self, venue: str, channel: str, reason: str, n: int = 1) -> None:
+        self._child("adlmon_feed_parse_errors_total", self._venue(venue), self._channel(channel),
+                    self._parse_reason(reason)).inc(n)
+
+    def reconnect(self, venue: str, channel: str, reason: str) -> None:
+        r = reason if reason in RECONNECT_REASONS else OTHER
+        self._child("adlmon_feed_reconnects_total", self._venue(venue), self._channel(channel),
+                    r).inc()
+
+    def gap(self, venue: str, channel: str, n: int = 1) -> None:
+        self._child("adlmon_feed_gaps_total", self._venue(venue), self._channel(channel)).inc(n)
+
+    # --- exposition ---
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    catalogue = staticmethod(catalogue)
+
+
+def _first(report: Mapping[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if report.get(k) is not None:
+            return report[k]
+    return None
+
+
+def _horizon_items(values: Any, allowed: frozenset[str]):
+    """(horizon label, finite value) pairs of a horizon map ``{"0": 180.0}``."""
+    if not isinstance(values, Mapping):
+        return
+    for key, value in values.items():
+        h = str(key)
+        x = _num(value)
+        if h in allowed and x is not None:
+            yield h, x
+
+
+def write_replay_exposition(path: str | os.PathLike, reports: Iterable[Mapping[str, Any]],
+                            result: Any = None, *, horizons_ms: Iterable[int] | None = None,
+                            mechanisms: Iterable[str] | None = None) -> Metrics:
+    """Write the Prometheus text exposition after a replay (``adlmon replay
+    --metrics-out FILE``): every wave report observed once, plus the engine
+    stats found in ``result`` (a dict with ``stats`` or ``engine_stats``, either
+    flat or per venue). Label sets default to those seen in the reports."""
+    reports = list(reports)
+    if horizons_ms is None:
+        seen = sorted({int(k) for r in reports for k in (r.get("production_haircut_usd") or {})
+                       if str(k).isdigit()})
+        horizons_ms = seen or DEFAULT_HORIZONS_MS
+    if mechanisms is None:
+        found: list[str] = []
+        for r in reports:
+            for name in ((r.get("counterfactual") or {}).get("mechanisms") or {}):
+                if name not in found:
+                    found.append(name)
+        mechanisms = found or DEFAULT_MECHANISMS
+    venues = sorted({r.get("venue") for r in reports if r.get("venue")}) or ["hyperliquid"]
+    metrics = Metrics(venues=venues, horizons_ms=horizons_ms, mechanisms=mechanisms,
+                      process_collectors=False)
+    for report in reports:
+        metrics.observe_wave(report)
+    stats = None
+    if isinstance(result, Mapping):
+        stats = result.get("engine_stats") or result.get("stats")
+    elif result is not None:
+        stats = getattr(result, "engine_stats", None) or getattr(result, "stats", None)
+    if isinstance(stats, Mapping):
+        if stats and all(isinstance(s, Mapping) for s in stats.values()):
+            for venue, s in stats.items():
+                metrics.observe_engine_stats(venue, s)
+        else:
+            metrics.observe_engine_stats(venues[0], stats)
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(metrics.exposition())
+    os.replace(tmp, out)
+    return metrics
+
+
+# --- the README metric reference, generated from FAMILIES ---
+README_BEGIN = "<!-- BEGIN metrics -->"
+README_END = "<!-- END metrics -->"
+_GROUP_TITLES = {"waves": "Waves", "mechanisms": "Mechanisms (counterfactual)",
+                 "funds": "Funds and shortfall", "feeds": "Feeds", "engine": "Engine and process"}
+
+
+def reference_markdown() -> str:
+    """The README section between the metrics markers."""
+    lines = [
+        "### Metrics",
+        "",
+        "Generated from `adlmon/metrics.py` (`python -m adlmon.metrics --readme README.md`). "
+        "USD amounts end in `_usd`; ratios are 0..1 unless stated; no account or address "
+        "labels. Label values: `venue` (venues adlmon knows, ≤ "
+        f"{MAX_VENUES}), `horizon` (configured `[engine] horizons_ms`, ms as a string), "
+        "`mechanism` (configured `[counterfactual] mechanisms`), `channel` (feed channels, ≤ "
+        f"{MAX_CHANNELS}), `pool` (≤ {MAX_POOLS}), `kind` ({', '.join(ENGINE_ANOMALIES)}), "
+        f"`reason` (reconnects: {', '.join(RECONNECT_REASONS)}; parse errors: the parser's "
+        f"reason, ≤ {MAX_PARSE_REASONS} values). Values past a cap become `other`.",
+        "",
+    ]
+    for group in GROUPS:
+        lines += [f"**{_GROUP_TITLES[group]}**", "", "| Metric | Type | Labels | Description |",
+                  "|---|---|---|---|"]
+        for f in FAMILIES:
+            if f.group == group:
+                labels = ", ".join(f.labels) or "—"
+                lines.append(f"| `{f.name}` | {f.kind} | {labels} | {f.help} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def readme_section(text: str) -> str:
+    """The current text between the markers of a README."""
+    start = text.index(README_BEGIN) + len(README_BEGIN)
+    return text[start:text.index(README_END)].strip("\n") + "\n"
+
+
+def update_readme(path: str | os.PathLike) -> bool:
+    """Rewrite the metrics section of ``path``; True when it changed."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    start = text.index(README_BEGIN) + len(README_BEGIN)
+    end = text.index(README_END)
+    new = text[:start] + "\n" + reference_markdown() + text[end:]
+    if new != text:
+        p.write_text(new, encoding="utf-8")
+        return True
+    return False
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m adlmon.metrics",
+                                     description="the metric catalogue")
+    parser.add_argument("--readme", help="rewrite the metrics section of this README")
+    args = parser.parse_args(argv)
+    if args.readme:
+        changed = update_readme(args.readme)
+        print(f"{args.readme}: {'updated' if changed else 'up to date'}")
+    else:
+        sys.stdout.write(reference_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

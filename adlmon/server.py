@@ -1,0 +1,374 @@
+"""The HTTP face of the daemon (aiohttp): metrics, probes, a small JSON API and a
+status page, all on one port (ecosystem.md §2.1, §2.6, §2.7).
+
+- ``/metrics``  Prometheus exposition of ``ServerState.metrics.registry``.
+- ``/livez``    200 while the event loop is responsive: a background task measures
+  how late its timer fires; a lag above the threshold (held for ``hold_s``) or a
+  monitor that stopped ticking gives 503. Never checks venues (a venue outage
+  must not restart-loop the process).
+- ``/readyz``   200 once started and at least one source is healthy or the replay
+  is done; otherwise 503 with the reasons.
+- ``/api/waves?limit=N``  recent wave reports, newest first (N in 1..kept).
+- ``/api/status``  sources with their coverage statements, uptime, version.
+- ``/``         a static status page (no external assets) that reads the API.
+
+Optional HTTP basic auth covers everything except the two probes (so kubelet and
+systemd-style checks need no secret); optional TLS from ``tls_cert``/``tls_key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import hmac
+import logging
+import os
+import ssl
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import orjson
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from adlmon import __version__
+from adlmon.metrics import Metrics
+
+log = logging.getLogger("adlmon.server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PASSWORD_ENV = "ADLMON_BASIC_AUTH_PASSWORD"
+PROBES = frozenset({"/livez", "/readyz"})
+DEFAULT_WAVES_LIMIT = 50
+
+
+class LoopMonitor:
+    """Measures event-loop lag: sleeps ``interval_s`` and records how late it woke.
+
+    Unhealthy when the latest lag above ``threshold_s`` was seen less than
+    ``hold_s`` ago (a probe that polls every 10 s still sees a 6 s stall), or when
+    the monitor has not ticked for ``threshold_s + interval_s`` (wedged or dead).
+    """
+
+    def __init__(self, interval_s: float = 0.5, threshold_s: float = 5.0, hold_s: float = 30.0,
+                 on_lag=None):
+        self.interval_s = interval_s
+        self.threshold_s = threshold_s
+        self.hold_s = hold_s
+        self.on_lag = on_lag
+        self.lag_s = 0.0
+        self.max_lag_s = 0.0
+        self.last_tick: float | None = None
+        self.last_stall: float | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.last_tick = loop.time()
+        self._task = loop.create_task(self._run(), name="adlmon-loop-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            now = loop.time()
+            self.record(max(0.0, now - expected), now)
+
+    def record(self, lag_s: float, now: float) -> None:
+        self.lag_s = lag_s
+        self.max_lag_s = max(self.max_lag_s, lag_s)
+        self.last_tick = now
+        if lag_s > self.threshold_s:
+            self.last_stall = now
+        if self.on_lag is not None:
+            self.on_lag(lag_s)
+
+    def health(self, now: float | None = None) -> tuple[bool, str]:
+        if now is None:
+            now = asyncio.get_running_loop().time()
+        if self.last_tick is None:
+            return False, "loop monitor not started"
+        if now - self.last_tick > self.threshold_s + self.interval_s:
+            return False, f"loop monitor silent for {now - self.last_tick:.1f} s"
+        if self.last_stall is not None and now - self.last_stall < self.hold_s:
+            return False, (f"event loop stalled {self.lag_s:.3f} s (latest) > threshold "
+                           f"{self.threshold_s} s within the last {self.hold_s:.0f} s")
+        return True, f"loop lag {self.lag_s:.4f} s"
+
+
+class ServerState:
+    """What the server shows; collectors and the engine update it.
+
+    ``sources``: name -> {"healthy": bool, "connected": bool, "last_message_ts":
+    float | None (Unix s), "coverage": str (what this source can and cannot see),
+    ...any other JSON-able detail}.
+    """
+
+    def __init__(self, metrics: Metrics | None = None, *, recent_waves: int = 200,
+                 version: str = __version__, horizons_ms: Iterable[int] | None = None,
+                 mechanisms: Iterable[str] | None = None, mode: str = "live"):
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.recent_waves: collections.deque = collections.deque(maxlen=recent_waves)
+        self.sources: dict[str, dict[str, Any]] = {}
+        self.started = False
+        self.replay_done = False
+        self.version = version
+        self.mode = mode
+        self.horizons_ms = [int(h) for h in (horizons_ms if horizons_ms is not None
+                                             else self.metrics.horizons)]
+        self.mechanisms = list(mechanisms if mechanisms is not None else self.metrics.mechanisms)
+        self.started_at = time.time()
+        self.loop_monitor: LoopMonitor | None = None
+
+    def add_wave(self, report: Mapping[str, Any], *, observe: bool = True,
+                 compute_s: float | None = None) -> None:
+        """Keep ``report`` for /api/waves and (by default) account it in the metrics."""
+        self.recent_waves.append(report)
+        if observe:
+            self.metrics.observe_wave(report, compute_s=compute_s)
+
+    def update_source(self, name: str, **fields: Any) -> dict[str, Any]:
+        status = self.sources.setdefault(name, {"healthy": False, "connected": False,
+                                                "last_message_ts": None, "coverage": ""})
+        status.update(fields)
+        return status
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        reasons = []
+        if not self.started:
+            reasons.append("not started")
+        if self.replay_done:
+            return not reasons, reasons
+        healthy = [name for name, s in self.sources.items() if s.get("healthy")]
+        if not healthy:
+            if not self.sources:
+                reasons.append("no source registered and no replay done")
+            else:
+                for name, s in sorted(self.sources.items()):
+                    why = s.get("detail") or ("disconnected" if not s.get("connected")
+                                              else "not healthy")
+                    reasons.append(f"source {name}: {why}")
+        return not reasons, reasons
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        ready, reasons = self.readiness()
+        sources = {}
+        for name, s in self.sources.items():
+            entry = dict(s)
+            ts = s.get("last_message_ts")
+            entry["last_message_age_s"] = (now - ts) if isinstance(ts, (int, float)) else None
+            sources[name] = entry
+        out = {
+            "version": self.version, "mode": self.mode, "started": self.started,
+            "replay_done": self.replay_done, "ready": ready, "reasons": reasons,
+            "started_at": self.started_at, "uptime_s": now - self.started_at,
+            "sources": sources, "waves_kept": len(self.recent_waves),
+            "horizons_ms": self.horizons_ms, "mechanisms": self.mechanisms,
+        }
+        if self.loop_monitor is not None:
+            out["loop_lag_s"] = self.loop_monitor.lag_s
+        return out
+
+
+# --- config helpers ---
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9817`` for IPv6) -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"[server] listen = {listen!r}: must be HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def resolve_basic_auth(server_cfg, env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(user, password) or None. Password from $ADLMON_BASIC_AUTH_PASSWORD, else
+    ``basic_auth_password_file``, else ``basic_auth_password``."""
+    env = os.environ if env is None else env
+    user = getattr(server_cfg, "basic_auth_user", "")
+    password = env.get(PASSWORD_ENV) or ""
+    if not password and getattr(server_cfg, "basic_auth_password_file", ""):
+        path = server_cfg.basic_auth_password_file
+        try:
+            password = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"[server] basic_auth_password_file = {path!r}: cannot read: "
+                             f"{exc.strerror or exc}") from None
+    if not password:
+        password = getattr(server_cfg, "basic_auth_password", "")
+    if not user and not password:
+        return None
+    if not user:
+        raise ValueError("[server] basic_auth_user is empty but a password is set: set both")
+    if not password:
+        raise ValueError(f"[server] basic_auth_user = {user!r} needs a password "
+                         f"(basic_auth_password_file, ${PASSWORD_ENV} or basic_auth_password)")
+    return user, password
+
+
+def ssl_context(server_cfg) -> ssl.SSLContext | None:
+    cert, key = getattr(server_cfg, "tls_cert", ""), getattr(server_cfg, "tls_key", "")
+    if not cert and not key:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+# --- the app ---
+def _json(data: Any, status: int = 200) -> web.Response:
+    body = orjson.dumps(data, default=str,
+                        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return web.Response(body=body, status=status, content_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+
+def _auth_middleware(credentials: tuple[str, str]):
+    user, password = (c.encode() for c in credentials)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path in PROBES:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        ok = False
+        if scheme.lower() == "basic":
+            try:
+                given_user, _, given_password = base64.b64decode(
+                    token.strip(), validate=True).partition(b":")
+            except (binascii.Error, ValueError):
+                given_user = given_password = b""
+            # Both compared, always: no early exit that would time the user name.
+            ok = hmac.compare_digest(given_user, user) & hmac.compare_digest(
+                given_password, password)
+        if not ok:
+            return web.Response(status=401, text="authentication required\n",
+                                headers={"WWW-Authenticate": 'Basic realm="adlmon"'})
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def _headers_middleware(request: web.Request, handler):
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
+             loop_interval_s: float = 0.5, loop_threshold_s: float = 5.0,
+             loop_hold_s: float = 30.0) -> web.Application:
+    middlewares = [_headers_middleware]
+    if credentials is not None:
+        middlewares.insert(0, _auth_middleware(credentials))
+    app = web.Application(middlewares=middlewares)
+    monitor = LoopMonitor(loop_interval_s, loop_threshold_s, loop_hold_s,
+                          on_lag=state.metrics.set_loop_lag)
+    state.loop_monitor = monitor
+
+    async def livez(request: web.Request) -> web.Response:
+        ok, detail = monitor.health()
+        return web.Response(status=200 if ok else 503, text=("ok: " if ok else "fail: ") +
+                            detail + "\n")
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready, reasons = state.readiness()
+        if ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready:\n" + "".join(f"- {r}\n" for r in reasons))
+
+    async def api_waves(request: web.Request) -> web.Response:
+        kept = state.recent_waves.maxlen or len(state.recent_waves)
+        raw = request.query.get("limit")
+        limit = DEFAULT_WAVES_LIMIT
+        if raw is not None:
+            try:
+                limit = int(raw)
+            except ValueError:
+                return _json({"error": f"limit = {raw!r}: must be an integer in 1..{kept}"}, 400)
+            if limit < 1:
+                return _json({"error": f"limit = {raw!r}: must be an integer in 1..{kept}"}, 400)
+        waves = list(state.recent_waves)[::-1][:limit]
+        return _json({"waves": waves, "count": len(waves), "kept": len(state.recent_waves)})
+
+    async def api_status(request: web.Request) -> web.Response:
+        return _json(state.status())
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return _static("status.html")
+
+    def _static(name: str) -> web.FileResponse:
+        resp = web.FileResponse(STATIC_DIR / name)
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        return resp
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in ("status.js", "status.css"):
+            raise web.HTTPNotFound()
+        return _static(name)
+
+    async def on_startup(app: web.Application) -> None:
+        monitor.start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await monitor.stop()
+
+    app.router.add_get("/metrics", make_aiohttp_handler(state.metrics.registry))
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/waves", api_waves)
+    app.router.add_get("/api/status", api_status)
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{name}", static)
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def start_server(server_cfg, state: ServerState, *, env: Mapping[str, str] | None = None,
+                       loop_interval_s: float = 0.5, loop_threshold_s: float = 5.0,
+                       loop_hold_s: float = 30.0) -> web.AppRunner:
+    """Bind ``server_cfg.listen`` (port 0 = ephemeral; see ``server_url``) and serve.
+    Raises ValueError on an unusable auth/TLS config before binding."""
+    credentials = resolve_basic_auth(server_cfg, env)
+    ctx = ssl_context(server_cfg)
+    host, port = parse_listen(server_cfg.listen)
+    app = make_app(state, credentials, loop_interval_s=loop_interval_s,
+                   loop_threshold_s=loop_threshold_s, loop_hold_s=loop_hold_s)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ctx)
+    await site.start()
+    log.info("serving %s on %s", "https" if ctx else "http", server_url(runner))
+    return runner
+
+
+def server_url(runner: web.AppRunner) -> str:
+    """The base URL of the first bound address, e.g. ``http://127.0.0.1:40123``."""
+    site = next(iter(runner.sites))
+    scheme = "https" if getattr(site, "_ssl_context", None) else "http"
+    host, port = runner.addresses[0][:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+async def stop(runner: web.AppRunner) -> None:
+    await runner.cleanup()
