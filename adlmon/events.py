@@ -104,6 +104,9 @@ class PositionSnapshot:
     coin: str
     size: float  # signed
     entry_px: float
+    # The venue's mark when the snapshot was taken (notional/|size|); the ledger
+    # derives cash from it (paper §4.4 "cash-only baseline"). None = unknown.
+    mark_px: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
