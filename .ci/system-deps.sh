@@ -7,6 +7,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)  # amtool check-config
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   SUDO=sudo; command -v sudo >/dev/null 2>&1 || { echo "system-deps: not root, cannot install ${need[*]}"; exit 0; }
