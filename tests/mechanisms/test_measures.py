@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adlmon.mechanisms.prorata import pro_rata
-from adlmon.mechanisms.queue import queue
+from adlmon.mechanisms import pro_rata, queue
 from adlmon.mechanisms.measures import (
     EPS_USD,
     accounts_touched,
