@@ -1,0 +1,414 @@
+"""The simulator (adlmon/sim.py): archive formats, determinism, accounting, truth.
+
+The reference replay below is written from CONTRACT "Engine accounting" and
+"Wave definitions" independently of adlmon/engine: it re-reads the files the
+simulator wrote and must arrive at the simulator's truth.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lz4.frame
+import orjson
+import pytest
+
+from adlmon import sim
+from adlmon.cli import main as cli_main
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hyperliquid" / "adl_block_758800641.jsonl"
+NUMBER_STRINGS = ("px", "sz", "startPosition", "closedPnl", "fee")
+SMALL = dict(accounts=1500, coins=3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> sim.SimResult:
+    return sim.simulate(tmp_path_factory.mktemp("sim"), **SMALL)
+
+
+def blocks(path) -> list[dict]:
+    return [orjson.loads(line) for line in sim.open_lines(path)]
+
+
+def fills(res) -> list[tuple[str, dict]]:
+    return [(u, f) for b in blocks(res.fills_path) for u, f in b["events"]]
+
+
+def iso_ms(text: str) -> int:
+    head, frac = text.split(".")
+    dt = datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
+    return int(dt.timestamp()) * 1000 + int(frac[:3])
+
+
+# ---------------------------------------------------------------- reference replay
+
+class RefReplay:
+    """Contract accounting, from the files alone (no adlmon.engine)."""
+
+    def __init__(self, res: sim.SimResult):
+        self.cash: dict[str, float] = {}
+        self.pos: dict[tuple[str, str], list[float]] = {}
+        self.mark: dict[str, float] = {}
+        self.av0 = {r["user"]: r["account_value"]
+                    for r in orjson.loads(res.account_snapshot_path.read_bytes())}
+        upnl = dict.fromkeys(self.av0, 0.0)
+        for m in orjson.loads(res.positions_snapshot_path.read_bytes()):
+            coin = m["market_name"].split(":", 1)[1]
+            assert m["position_count"] == len(m["positions"])
+            for p in m["positions"]:
+                mk = p["notional_size"] / abs(p["size"])
+                upnl[p["user"]] += p["size"] * (mk - p["entry_price"])
+                self.pos[(p["user"], coin)] = [p["size"], p["entry_price"]]
+                self.mark.setdefault(coin, mk)
+        self.cash = {u: self.av0[u] - upnl[u] for u in self.av0}
+        self.fees = self.funding = self.deposits = 0.0
+        self.adl_checks: list[dict] = []  # per ADL block: loser equity before, ranking facts
+
+    def equity(self, user: str) -> float:
+        eq = self.cash.get(user, 0.0)
+        for (u, c), (s, e) in self.pos.items():
+            if u == user and s:
+                eq += s * (self.mark[c] - e)
+        return eq
+
+    def apply_fill(self, user: str, f: dict) -> None:
+        coin, px, sz = f["coin"], float(f["px"]), float(f["sz"])
+        s, e = self.pos.get((user, coin), [0.0, 0.0])
+        start = float(f["startPosition"])
+        assert abs(s - start) <= 1e-9 * max(1.0, abs(s)), (user, f, s)
+        s = start
+        d = sz if f["side"] == "B" else -sz
+        if s == 0.0:
+            e, closed = px, 0.0
+        elif (s > 0) == (d > 0):
+            e, closed = (abs(s) * e + sz * px) / (abs(s) + sz), 0.0
+        else:
+            closed = min(sz, abs(s)) * (px - e) * (1.0 if s > 0 else -1.0)
+            if sz > abs(s):
+                e = px
+        assert float(f["closedPnl"]) == pytest.approx(closed, rel=1e-12, abs=1e-9)
+        fee = float(f["fee"])
+        self.cash[user] = self.cash.get(user, 0.0) + float(f["closedPnl"]) - fee
+        self.fees += fee
+        self.pos[(user, coin)] = [s + d, e]
+        self.mark[coin] = px
+
+    def apply_misc(self, ev: dict) -> None:
+        inner = ev["inner"]
+        if "Funding" in inner:
+            for d in inner["Funding"]["deltas"]:
+                a = float(d["funding_amount"])
+                self.cash[d["user"]] += a
+                self.funding += a
+        else:
+            delta = inner["LedgerUpdate"]["delta"]
+            if delta["type"] == "deposit":
+                a = float(delta["usdc"])
+                self.cash[inner["LedgerUpdate"]["users"][0]] += a
+                self.deposits += a
+
+    def run(self, res: sim.SimResult) -> "RefReplay":
+        misc = [orjson.loads(x) for x in sim.open_lines(res.misc_path)]
+        items = [(iso_ms(m["time"]), 0, m) for m in misc]
+        items += [(b["events"][0][1]["time"], 1, b) for b in blocks(res.fills_path)]
+        items.sort(key=lambda x: (x[0], x[1]))
+        vaults = set(res.truth["vaults"])
+        for t, kind, obj in items:
+            if kind == 0:
+                self.apply_misc(obj)
+                continue
+            adl = [(u, f) for u, f in obj["events"] if f["dir"] == "Auto-Deleveraging"]
+            if adl:
+                self.adl_checks.append(self._adl_facts(t, adl, vaults))
+            for u, f in obj["events"]:
+                self.apply_fill(u, f)
+        return self
+
+    def _adl_facts(self, t: int, adl: list, vaults: set) -> dict:
+        """Before the block: the loser's equity, and whether the ADL'd winners
+        of each coin are the top of Hyperliquid's index (venues.md §1.4)."""
+        losers = {f["liquidation"]["liquidatedUser"] for _, f in adl}
+        ranked_ok = True
+        for coin in sorted({f["coin"] for _, f in adl}):
+            winners = {u for u, f in adl if f["coin"] == coin}
+            side = -1 if next(f for _, f in adl if f["coin"] == coin)["side"] == "B" else 1
+            mk = self.mark[coin]
+            index = {}
+            for (u, c), (s, e) in self.pos.items():
+                if c == coin and s * side > 0 and u not in vaults:
+                    eq = self.equity(u)
+                    ratio = mk / e if s > 0 else e / mk
+                    index[u] = ratio * abs(s) * mk / eq if eq > 0 else float("-inf")
+            cut = min(index[u] for u in winners)
+            # every holder ranked strictly above the lowest ADL'd winner was ADL'd
+            ranked_ok &= all(u in winners for u, x in index.items() if x > cut)
+        return {"t": t, "equity": {lo: self.equity(lo) for lo in losers}, "ranked": ranked_ok}
+
+
+@pytest.fixture(scope="module")
+def ref(run) -> RefReplay:
+    return RefReplay(run).run(run)
+
+
+# ---------------------------------------------------------------- determinism
+
+def _digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path):
+    a = sim.simulate(tmp_path / "a", accounts=300, coins=2, seed=5)
+    b = sim.simulate(tmp_path / "b", accounts=300, coins=2, seed=5)
+    c = sim.simulate(tmp_path / "c", accounts=300, coins=2, seed=6)
+    assert _digest(a.out_dir) == _digest(b.out_dir)
+    assert _digest(a.out_dir)["node_fills_by_block.jsonl"] != _digest(c.out_dir)["node_fills_by_block.jsonl"]
+
+
+def test_lz4_files_are_lz4_frames_holding_the_plain_lines(tmp_path):
+    plain = sim.simulate(tmp_path / "p", accounts=300, coins=2, seed=5)
+    packed = sim.simulate(tmp_path / "z", accounts=300, coins=2, seed=5, lz4=True)
+    assert packed.fills_path.name == "node_fills_by_block.jsonl.lz4"
+    assert lz4.frame.decompress(packed.fills_path.read_bytes()) == plain.fills_path.read_bytes()
+    assert lz4.frame.decompress(packed.misc_path.read_bytes()) == plain.misc_path.read_bytes()
+    assert packed.truth["accounts"] == plain.truth["accounts"]
+
+
+# ---------------------------------------------------------------- formats
+
+def test_block_lines_and_fills_have_the_real_node_line_keys(run):
+    real = orjson.loads(FIXTURE.read_bytes())
+    real_fill = real["events"][0][1]
+    seen_liq = seen_plain = 0
+    for b in blocks(run.fills_path):
+        assert list(b) == list(real)
+        for user, f in b["events"]:
+            assert user.startswith("0x") and len(user) == 42
+            if "liquidation" in f:
+                assert list(f) == list(real_fill)
+                assert list(f["liquidation"]) == list(real_fill["liquidation"])
+                seen_liq += 1
+            else:
+                assert list(f) == [k for k in real_fill if k != "liquidation"]
+                seen_plain += 1
+    assert seen_liq and seen_plain
+
+
+def test_numbers_are_decimal_strings_and_ids_are_ints(run):
+    for b in blocks(run.fills_path):
+        assert isinstance(b["block_number"], int)
+        assert iso_ms(b["block_time"]) == b["events"][0][1]["time"]
+        for _, f in b["events"]:
+            for key in NUMBER_STRINGS:
+                v = f[key]
+                assert isinstance(v, str) and "e" not in v.lower() and v != "-0.0", (key, v)
+                float(v)
+            for key in ("time", "oid", "tid"):
+                assert type(f[key]) is int
+            assert f["side"] in ("B", "A") and f["feeToken"] == "USDC"
+            assert f["hash"].startswith("0x") and len(f["hash"]) == 66
+            if "liquidation" in f:
+                assert isinstance(f["liquidation"]["markPx"], str)
+                float(f["liquidation"]["markPx"])
+
+
+def test_every_adl_fill_carries_the_vault_as_liquidated_user_and_its_mark(run):
+    vaults = set(run.truth["vaults"])
+    assert sim.HLP_LIQUIDATOR in vaults
+    n = 0
+    for b in blocks(run.fills_path):
+        adl = [f for _, f in b["events"] if f["dir"] == "Auto-Deleveraging"]
+        if not adl:
+            continue
+        # an ADL block holds only ADL pairs, at one timestamp
+        assert len(adl) * 2 == len(b["events"])
+        assert len({f["time"] for _, f in b["events"]}) == 1
+        for user, f in b["events"]:
+            liq = f["liquidation"]
+            assert liq["liquidatedUser"] in vaults and liq["method"] == "backstop"
+            assert f["px"] != liq["markPx"] and f["fee"] == "0.0"
+            if f["dir"] != "Auto-Deleveraging":
+                assert user == liq["liquidatedUser"]
+                assert f["dir"] in ("Liquidated Cross Long", "Liquidated Cross Short")
+            else:
+                assert user not in vaults
+        n += len(adl)
+    assert n == run.adl_fills > 0
+
+
+def test_liquidated_users_fill_with_liquidated_dir_and_counterparties_carry_the_object(run):
+    kinds = {"market": 0, "backstop": 0}
+    for b in blocks(run.fills_path):
+        ev = b["events"]
+        for (u1, f1), (u2, f2) in zip(ev[::2], ev[1::2]):
+            if "liquidation" not in f1 or f1["dir"] == "Auto-Deleveraging":
+                continue
+            assert f1["liquidation"]["liquidatedUser"] == u1
+            assert f1["dir"].startswith("Liquidated Cross ")
+            assert f2["liquidation"] == f1["liquidation"] and not f2["dir"].startswith("Liquidated")
+            kinds[f1["liquidation"]["method"]] += 1
+            if f1["liquidation"]["method"] == "backstop":
+                assert u2 in run.truth["vaults"] and f1["px"] == f1["liquidation"]["markPx"]
+    assert kinds["market"] > 0 and kinds["backstop"] > 0
+
+
+def test_both_sides_of_every_trade_are_present_and_sizes_balance(run, ref):
+    by_tid: dict[int, list] = {}
+    for u, f in fills(run):
+        by_tid.setdefault(f["tid"], []).append((u, f))
+    assert len(by_tid) * 2 == run.fills
+    for pair in by_tid.values():
+        (u1, a), (u2, b) = pair
+        assert u1 != u2 and {a["side"], b["side"]} == {"B", "A"}
+        for key in ("coin", "px", "sz", "time", "hash"):
+            assert a[key] == b[key]
+    net: dict[str, float] = {}
+    for (u, c), (s, _) in ref.pos.items():
+        net[c] = net.get(c, 0.0) + s
+    assert all(abs(x) < 1e-6 for x in net.values()), net
+
+
+def test_misc_events_have_the_documented_shapes(run):
+    seen = set()
+    for line in sim.open_lines(run.misc_path):
+        ev = orjson.loads(line)
+        assert list(ev) == ["time", "hash", "inner"]
+        iso_ms(ev["time"])
+        (variant, body), = ev["inner"].items()
+        if variant == "Funding":
+            for d in body["deltas"]:
+                assert list(d) == ["user", "coin", "funding_amount"]
+                float(d["funding_amount"])
+            seen.add("funding")
+        else:
+            assert variant == "LedgerUpdate"
+            delta = body["delta"]
+            seen.add(delta["type"])
+            if delta["type"] == "liquidation":
+                assert delta["leverageType"] == "Cross"
+                for key in ("accountValue", "liquidatedNtlPos"):
+                    float(delta[key])
+                assert all(list(p) == ["coin", "szi"] for p in delta["liquidatedPositions"])
+    assert seen == {"funding", "deposit", "liquidation"}
+
+
+def test_block_misc_format_batches_events_like_the_node(tmp_path):
+    res = sim.simulate(tmp_path, accounts=300, coins=2, seed=5, misc_format="block")
+    for line in sim.open_lines(res.misc_path):
+        b = orjson.loads(line)
+        assert list(b) == ["local_time", "block_time", "block_number", "events"]
+        assert all(e["time"] == b["block_time"] for e in b["events"])
+
+
+# ---------------------------------------------------------------- accounting and truth
+
+def test_reference_replay_of_the_files_gives_the_truth_equity_of_every_account(run, ref):
+    truth = run.truth["accounts"]
+    assert set(truth) == set(ref.av0)
+    for user, eq in truth.items():
+        assert ref.equity(user) == pytest.approx(eq, rel=1e-9, abs=1e-6), user
+    for coin, mk in run.truth["marks"].items():
+        assert ref.mark[coin] == mk
+
+
+def test_cash_and_pnl_are_zero_sum_up_to_fees_funding_and_deposits(run, ref):
+    tot = run.truth["totals"]
+    change = sum(run.truth["accounts"].values()) - sum(ref.av0.values())
+    assert ref.fees > 0
+    assert tot["fees_usd"] == pytest.approx(ref.fees, rel=1e-9)
+    assert change == pytest.approx(ref.funding + ref.deposits - ref.fees, abs=1e-5)
+    # funding is paid by one side to the other
+    assert abs(ref.funding) < 1e-3
+
+
+def test_truth_has_several_waves_with_needed_and_deficit_and_a_multi_second_one(run):
+    waves = run.truth["waves"]
+    assert len(waves) >= 2
+    for w in waves:
+        assert w["needed_usd"] > 0 and w["deficit_usd"] > 0
+        assert set(w["production_haircut_usd"]) == {"0", "500", "1000", "2000", "5000"}
+    for a, b in zip(waves, waves[1:]):
+        assert b["t_start_ms"] - a["t_end_ms"] > sim.GAP_MS
+    assert max(w["t_end_ms"] - w["t_start_ms"] for w in waves) >= 2000
+
+
+def test_truth_waves_match_the_adl_fills_written(run, ref):
+    """Segmentation, needed, deficit and production haircut recomputed from the files."""
+    adl = [(f["time"], u, f) for u, f in fills(run) if f["dir"] == "Auto-Deleveraging"]
+    waves: list[list] = []
+    for row in adl:
+        if waves and row[0] - waves[-1][-1][0] <= sim.GAP_MS:
+            waves[-1].append(row)
+        else:
+            waves.append([row])
+    truth = run.truth["waves"]
+    assert len(waves) == len(truth)
+    path: dict[str, list] = {}
+    for u, f in fills(run):
+        path.setdefault(f["coin"], []).append((f["time"], float(f["px"])))
+
+    def mark_at(coin, t):
+        return [p for tt, p in path[coin] if tt <= t][-1]
+
+    for w, tw in zip(waves, truth):
+        t0, t1 = w[0][0], w[-1][0]
+        assert (t0, t1, len(w)) == (tw["t_start_ms"], tw["t_end_ms"], tw["adl_fills"])
+        needed = sum(abs(float(f["liquidation"]["markPx"]) - float(f["px"])) * float(f["sz"])
+                     for _, _, f in w)
+        assert needed == pytest.approx(tw["needed_usd"], rel=1e-9)
+        eqs: dict[str, float] = {}
+        for chk in ref.adl_checks:
+            if t0 <= chk["t"] <= t1:
+                for lo, e in chk["equity"].items():
+                    eqs[lo] = min(eqs.get(lo, e), e)
+        deficit = sum(max(0.0, -e) for e in eqs.values())
+        assert deficit == pytest.approx(tw["deficit_usd"], rel=1e-9)
+        for h, value in tw["production_haircut_usd"].items():
+            per_user: dict[str, float] = {}
+            for _, u, f in w:
+                s = 1.0 if f["side"] == "A" else -1.0
+                per_user[u] = per_user.get(u, 0.0) + s * float(f["sz"]) * (
+                    mark_at(f["coin"], t1 + int(h)) - float(f["px"]))
+            assert sum(max(0.0, x) for x in per_user.values()) == pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
+def test_adl_closes_the_top_of_hyperliquids_index_and_leaves_the_vault_solvent(run, ref):
+    assert ref.adl_checks and all(c["ranked"] for c in ref.adl_checks)
+    assert all(min(c["equity"].values()) < 0 for c in ref.adl_checks)
+    for v in run.truth["vaults"]:
+        assert run.truth["accounts"][v] >= 0
+
+
+def test_two_vaults_share_the_backstop(tmp_path):
+    res = sim.simulate(tmp_path, accounts=1500, coins=3, seed=7, vaults=2)
+    takers = {u for u, f in fills(res)
+              if f.get("liquidation", {}).get("method") == "backstop" and u in res.truth["vaults"]}
+    assert takers == {sim.HLP_LIQUIDATOR, sim.HLP_LIQUIDATOR_2}
+
+
+# ---------------------------------------------------------------- API and CLI
+
+def test_fill_target_scales_the_background_flow(tmp_path):
+    res = sim.simulate(tmp_path, accounts=300, coins=2, seed=5, fills=60_000)
+    assert 60_000 <= res.fills < 70_000
+
+
+def test_cli_writes_the_files_and_rejects_bad_parameters(tmp_path, capsys):
+    assert cli_main(["simulate", "--out", str(tmp_path), "--accounts", "300", "--coins", "2",
+                     "--seed", "3", "--lz4"]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"truth.json", "node_fills_by_block.jsonl.lz4", "misc_events.jsonl.lz4"} <= names
+    assert any(n.startswith("account_value_snapshot_758750000_") for n in names)
+    assert "waves" in capsys.readouterr().out
+    assert cli_main(["simulate", "--out", str(tmp_path / "x"), "--blocks", "50"]) == 2
+    with pytest.raises(ValueError):
+        sim.simulate(tmp_path / "y", shock=1.5)
+    with pytest.raises(TypeError):
+        sim.simulate(tmp_path / "y", colour="red")
+
+
+def test_num_round_trips_without_exponent_or_negative_zero():
+    for x in (0.0, -0.0, 1e-7, 22.075, -28.53, 1.5e17, 0.1 + 0.2):
+        s = sim.num(x)
+        assert float(s) == x and "e" not in s and s != "-0.0"
