@@ -1,0 +1,620 @@
+"""Hyperliquid frames and node-file lines -> adlmon events (pure: no I/O, no clock).
+
+Shapes (docs/venues.md): ``WsFill`` §1.3; websocket channels §1.1-1.2; info
+responses §1.5; node files §1.8 (``node_fills_by_block``, the older per-fill
+``node_fills``, ``misc_events``).
+
+Classification (DESIGN §3, venues.md §1.3):
+- ``dir == "Auto-Deleveraging"`` -> ``adl`` (the winner side of an ADL fill);
+- ``dir`` starts with ``"Liquidated"`` and ``user == liquidation.liquidatedUser``
+  -> ``liquidation``. A counterparty fill carries the same ``liquidation``
+  object, so the user is compared, never the presence of the object; a
+  ``Liquidated …`` fill of someone else is a ``close``;
+- ``Open …``/``Buy`` -> ``open``, ``Close …``/``Sell`` -> ``close``, the flips
+  ``Long > Short``/``Short > Long`` -> ``close`` (they close first);
+- anything else -> ``other`` (kept and applied to positions; the engine counts it).
+
+Numbers arrive as strings. They are read with ``float()`` and rejected unless
+finite (``nan``/``inf`` and non-numbers -> ``ParseError("bad_number")``); a
+missing required key -> ``ParseError("missing_field")``. ``float`` also accepts
+``"1_000"`` and surrounding blanks; those are unambiguous numbers and pass.
+
+Speed: replaying an archive hour means millions of fills, so the fill path builds
+plain tuples laid out exactly as ``Fill``'s fields (:func:`fill_rows`);
+``Fill(*row)`` is the event. ``Engine.apply_fill_rows`` consumes rows directly,
+every other caller gets ``Fill`` objects from the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import orjson
+
+from adlmon.events import (
+    ADL, BUY, CLOSE, LIQUIDATION, OPEN, OTHER, SELL,
+    AccountSnapshot, Event, Fill, Funding, LedgerUpdate, Liquidation, Mark,
+    ParseError, PositionSnapshot,
+)
+
+VENUE = "hyperliquid"
+
+# A fill row is a tuple in Fill's field order; the engine indexes it.
+ROW_FIELDS = ("venue", "coin", "user", "side", "px", "sz", "time_ms", "start_position",
+              "kind", "closed_pnl", "fee", "tid", "hash", "liquidation", "dir")
+if tuple(f.name for f in dataclasses.fields(Fill)) != ROW_FIELDS:  # pragma: no cover
+    raise ImportError("adlmon.events.Fill changed its field order; update ROW_FIELDS and the row users")
+
+_SIDES = {"B": BUY, "A": SELL}
+_DIR_KIND = {
+    "Open Long": OPEN, "Open Short": OPEN, "Buy": OPEN,
+    "Close Long": CLOSE, "Close Short": CLOSE, "Sell": CLOSE,
+    "Long > Short": CLOSE, "Short > Long": CLOSE,
+    "Auto-Deleveraging": ADL,
+}
+_REQUIRED_FILL_KEYS = ("coin", "px", "sz", "side", "time", "startPosition", "dir", "closedPnl", "fee")
+
+# Websocket channels that carry nothing the engine uses (no events, no error).
+_IGNORED_CHANNELS = frozenset({
+    "pong", "subscriptionResponse", "l2Book", "bbo", "candle", "notification",
+    "orderUpdates", "openOrders", "twapStates", "userTwapSliceFills", "userTwapHistory",
+    "activeSpotAssetCtx", "activeAssetData", "webData2", "webData3", "post",
+})
+
+
+# ----------------------------------------------------------------------------- numbers
+
+def number(value: Any, field: str) -> float:
+    """A finite float from a venue number (usually a decimal string).
+
+    Raises ``ParseError("bad_number")`` for non-numbers, booleans, nan and inf.
+    """
+    if value is True or value is False:
+        raise ParseError("bad_number", f"{field}: {value!r} is not a number")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ParseError("bad_number", f"{field}: {value!r} is not a number") from None
+    if x - x != 0.0:  # nan or ±inf
+        raise ParseError("bad_number", f"{field}: {value!r} is not a finite number")
+    return x
+
+
+def _opt_number(value: Any, field: str) -> float | None:
+    return None if value is None else number(value, field)
+
+
+def time_ms(value: Any, field: str = "time") -> int:
+    """Milliseconds from an int, a digit string, or an ISO-8601 UTC timestamp
+    (node files write ``2025-10-10T21:16:04.831874687``: nanoseconds, no zone)."""
+    if value.__class__ is int:
+        return value
+    if isinstance(value, float) and value - value == 0.0:
+        return int(value)
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        return _iso_ms(value, field)
+    if value is None:
+        raise ParseError("missing_field", f"{field} is missing")
+    raise ParseError("bad_number", f"{field}: {value!r} is not a time")
+
+
+def _iso_ms(text: str, field: str) -> int:
+    s = text.strip()
+    if s.endswith("Z"):
+        s = s[:-1]
+    tz = None
+    if len(s) > 19 and s[-6] in "+-" and s[-3] == ":":
+        tz, s = s[-6:], s[:-6]
+    head, _, frac = s.partition(".")
+    try:
+        if frac and not frac.isdigit():
+            raise ValueError
+        dt = datetime.fromisoformat(head + (tz or ""))
+    except ValueError:
+        raise ParseError("bad_number", f"{field}: {text!r} is not a time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    ms = int(dt.timestamp()) * 1000
+    return ms + (int((frac + "000")[:3]) if frac else 0)
+
+
+def _loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("bad_json", f"not JSON: {exc}") from None
+
+
+def _field(obj: Any, key: str, where: str) -> Any:
+    try:
+        value = obj[key]
+    except (KeyError, TypeError, IndexError):
+        raise ParseError("missing_field", f"{where}: {key!r} is missing") from None
+    if value is None:
+        raise ParseError("missing_field", f"{where}: {key!r} is null")
+    return value
+
+
+# ----------------------------------------------------------------------------- fills
+
+def _liquidation(f: dict) -> Liquidation | None:
+    lq = f.get("liquidation")
+    if lq is not None:
+        if not isinstance(lq, dict):
+            raise ParseError("bad_value", f"liquidation: {lq!r} is not an object")
+        user = lq.get("liquidatedUser")
+        return Liquidation(user if isinstance(user, str) else None,
+                           number(_field(lq, "markPx", "liquidation"), "liquidation.markPx"),
+                           lq.get("method") or "")
+    old = f.get("liquidationMarkPx")  # early-2024 fills (venues.md §1.3)
+    if old is not None:
+        return Liquidation(None, number(old, "liquidationMarkPx"), "")
+    return None
+
+
+def _classify(d: str, user: str, liq: Liquidation | None) -> str:
+    if d.startswith("Liquidated"):
+        return LIQUIDATION if liq is not None and liq.liquidated_user == user else CLOSE
+    return OTHER
+
+
+def _fill_row_checked(user: Any, f: Any, venue: str) -> tuple:
+    """The slow, precise path: says which field is wrong."""
+    if not isinstance(f, dict):
+        raise ParseError("bad_value", f"fill: {f!r:.80} is not an object")
+    if not isinstance(user, str) or not user:
+        raise ParseError("missing_field" if user is None else "bad_value", f"fill user: {user!r}")
+    for key in _REQUIRED_FILL_KEYS:
+        _field(f, key, "fill")
+    coin = f["coin"]
+    if not isinstance(coin, str) or not coin:
+        raise ParseError("bad_value", f"fill coin: {coin!r}")
+    side = _SIDES.get(f["side"]) if isinstance(f["side"], str) else None
+    if side is None:
+        raise ParseError("bad_value", f"fill side: {f['side']!r} (expected 'B' or 'A')")
+    px = number(f["px"], "px")
+    sz = number(f["sz"], "sz")
+    if sz <= 0.0:
+        raise ParseError("bad_value", f"fill sz: {f['sz']!r} must be > 0")
+    if px <= 0.0:
+        raise ParseError("bad_value", f"fill px: {f['px']!r} must be > 0")
+    start = number(f["startPosition"], "startPosition")
+    pnl = number(f["closedPnl"], "closedPnl")
+    fee = number(f["fee"], "fee")
+    t = time_ms(f["time"])
+    d = f["dir"]
+    if not isinstance(d, str):
+        raise ParseError("bad_value", f"fill dir: {d!r}")
+    liq = _liquidation(f)
+    kind = _DIR_KIND.get(d) or _classify(d, user, liq)
+    tid = f.get("tid") or 0
+    if tid.__class__ is not int:
+        tid = int(number(tid, "tid"))
+    return (venue, coin, user, side, px, sz, t, start, kind, pnl, fee,
+            tid, f.get("hash") or "", liq, d)
+
+
+def fill_rows(pairs: Iterable, venue: str = VENUE, errors: list | None = None) -> list[tuple]:
+    """(user, WsFill dict) pairs -> fill rows (tuples in ``Fill`` field order).
+
+    A bad fill raises ``ParseError``; when ``errors`` is a list it is appended as
+    ``(index, ParseError)`` instead and the other fills are kept (one bad fill
+    must not drop an 11k-fill block).
+    """
+    rows = []
+    append = rows.append
+    sides = _SIDES
+    dir_kind = _DIR_KIND
+    for i, pair in enumerate(pairs):
+        try:
+            user, f = pair
+            # Hot path: every venue number is a string; float() raises on garbage,
+            # and the sum of (x - x) is 0.0 only when every value is finite.
+            px = float(f["px"])
+            sz = float(f["sz"])
+            start = float(f["startPosition"])
+            pnl = float(f["closedPnl"])
+            fee = float(f["fee"])
+            t = f["time"]
+            d = f["dir"]
+            side = sides[f["side"]]
+            coin = f["coin"]
+            lq = f.get("liquidation")
+            if ((px - px) + (sz - sz) + (start - start) + (pnl - pnl) + (fee - fee) != 0.0
+                    or t.__class__ is not int or sz <= 0.0 or px <= 0.0
+                    or coin.__class__ is not str or user.__class__ is not str or not user):
+                raise ValueError  # rare: let the precise path say what is wrong
+            if lq is None:
+                if "liquidationMarkPx" in f:
+                    raise ValueError  # early-2024 shape, handled by the precise path
+                liq = None
+                kind = dir_kind.get(d)
+                if kind is None:
+                    kind = _classify(d, user, None)
+            else:
+                mark = float(lq["markPx"])
+                if mark - mark != 0.0:
+                    raise ValueError
+                lu = lq.get("liquidatedUser")
+                liq = Liquidation(lu if lu.__class__ is str else None, mark, lq.get("method") or "")
+                kind = dir_kind.get(d)
+                if kind is None:
+                    kind = _classify(d, user, liq)
+            tid = f.get("tid", 0)
+            append((venue, coin, user, side, px, sz, t, start, kind, pnl, fee,
+                    tid if tid.__class__ is int else 0, f.get("hash") or "", liq, d))
+        except Exception:  # noqa: BLE001 - re-parsed precisely below
+            try:
+                append(_fill_row_checked(*_pair(pair), venue))
+            except ParseError as exc:
+                if errors is None:
+                    raise
+                errors.append((i, exc))
+    return rows
+
+
+def _pair(pair: Any) -> tuple[Any, Any]:
+    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+        return pair[0], pair[1]
+    raise ParseError("bad_value", f"fill event: {pair!r:.80} is not [user, fill]")
+
+
+def block_fill_rows(obj: dict, venue: str = VENUE, errors: list | None = None) -> list[tuple]:
+    """One decoded ``node_fills_by_block`` line -> fill rows."""
+    events = obj.get("events") if isinstance(obj, dict) else None
+    if not isinstance(events, list):
+        raise ParseError("missing_field", "node_fills_by_block line: 'events' is missing")
+    return fill_rows(events, venue, errors)
+
+
+def node_fill_row(obj: Any, venue: str = VENUE) -> tuple:
+    """One decoded older ``node_fills`` line: ``[user, fill]`` or a fill with ``user``."""
+    if isinstance(obj, list):
+        return fill_rows((obj,), venue)[0]
+    if isinstance(obj, dict):
+        return fill_rows(((obj.get("user"), obj),), venue)[0]
+    raise ParseError("bad_value", f"node_fills line: {obj!r:.80}")
+
+
+def parse_node_fills_by_block(line: bytes | str, venue: str = VENUE,
+                              errors: list | None = None) -> list[Fill]:
+    """One ``node_fills_by_block`` line -> its fills (both sides of every trade)."""
+    return [Fill(*r) for r in block_fill_rows(_loads(line), venue, errors)]
+
+
+def parse_node_fill(line: bytes | str, venue: str = VENUE) -> Fill:
+    """One line of the older per-fill ``node_fills`` format."""
+    return Fill(*node_fill_row(_loads(line), venue))
+
+
+def parse_ws_fill(user: str, fill: dict, venue: str = VENUE) -> Fill:
+    """A websocket/info ``WsFill`` of ``user`` -> Fill."""
+    return Fill(*fill_rows(((user, fill),), venue)[0])
+
+
+# ----------------------------------------------------------------------------- misc_events
+
+# Ledger delta types -> how they move perp cash (venues.md §1.8; API ledger updates).
+_TRANSFERS = ("internalTransfer", "subAccountTransfer")
+_KNOWN_NO_CASH = frozenset({"spotTransfer", "spotGenesis", "rewardsClaim", "cStakingTransfer",
+                            "borrowLend", "send"})
+
+
+def ledger_delta_events(delta: dict, users: list | tuple, t: int,
+                        venue: str = VENUE) -> list[Event]:
+    """One ledger ``delta`` (``{type, …}``) -> events.
+
+    Cash effects: deposit +usdc; withdraw −(usdc+fee); internal/sub-account
+    transfer −(usdc+fee) from ``user``, +usdc to ``destination``;
+    accountClassTransfer ±usdc (toPerp); vaultDeposit/vaultCreate −usdc from the
+    depositor, +usdc to the vault; vaultWithdraw +netWithdrawnUsd to the user,
+    −requestedUsd from the vault; vaultDistribution/vaultLeaderCommission +usdc;
+    funding -> ``Funding``; ``liquidation`` -> no cash change, ``account_value``
+    = the pre-liquidation ``accountValue``. Spot/staking types move no perp cash.
+    Unknown types -> ``LedgerUpdate(known=False)`` with no cash change.
+    """
+    if not isinstance(delta, dict):
+        raise ParseError("bad_value", f"ledger delta: {delta!r:.80} is not an object")
+    kind = _field(delta, "type", "ledger delta")
+    user = delta.get("user") or (users[0] if users else None)
+    if kind == "funding":
+        u = user if user else _field(delta, "user", "funding")
+        return [Funding(venue, u, _field(delta, "coin", "funding"),
+                        number(_field(delta, "usdc", "funding"), "usdc"), t)]
+    if not user and kind not in ("vaultDistribution",):
+        raise ParseError("missing_field", f"ledger delta {kind!r}: no user")
+
+    def upd(u: str, k: str, amount: float, account_value: float | None = None) -> LedgerUpdate:
+        return LedgerUpdate(venue, u, k, amount, t, account_value)
+
+    if kind == "deposit":
+        return [upd(user, kind, number(_field(delta, "usdc", kind), "usdc"))]
+    if kind == "withdraw":
+        amount = number(_field(delta, "usdc", kind), "usdc")
+        fee = number(delta.get("fee") or 0, "fee")
+        return [upd(user, kind, -(amount + fee))]
+    if kind in _TRANSFERS:
+        amount = number(_field(delta, "usdc", kind), "usdc")
+        fee = number(delta.get("fee") or 0, "fee")
+        dest = delta.get("destination") or (users[1] if len(users) > 1 else None)
+        out = [upd(user, kind, -(amount + fee))]
+        if dest:
+            out.append(upd(dest, kind, amount))
+        return out
+    if kind == "accountClassTransfer":
+        amount = number(_field(delta, "usdc", kind), "usdc")
+        return [upd(user, kind, amount if delta.get("toPerp") else -amount)]
+    if kind in ("vaultDeposit", "vaultCreate"):
+        amount = number(_field(delta, "usdc", kind), "usdc")
+        vault = delta.get("vault")
+        out = [upd(user, kind, -amount)]
+        if vault:
+            out.append(upd(vault, kind, amount))
+        return out
+    if kind == "vaultWithdraw":
+        net = number(delta.get("netWithdrawnUsd", delta.get("usdc", 0)), "netWithdrawnUsd")
+        out = [upd(user, kind, net)]
+        vault = delta.get("vault")
+        if vault:
+            out.append(upd(vault, kind, -number(delta.get("requestedUsd", net), "requestedUsd")))
+        return out
+    if kind in ("vaultDistribution", "vaultLeaderCommission"):
+        target = user or delta.get("vault")
+        if not target:
+            raise ParseError("missing_field", f"ledger delta {kind!r}: no user")
+        return [upd(target, kind, number(_field(delta, "usdc", kind), "usdc"))]
+    if kind == "liquidation":
+        av = number(_field(delta, "accountValue", kind), "accountValue")
+        return [upd(user, kind, 0.0, av)]
+    if kind in _KNOWN_NO_CASH:
+        return [upd(user, kind, 0.0)]
+    return [LedgerUpdate(venue, user, str(kind), 0.0, t, None, False)]
+
+
+def misc_events(obj: dict, venue: str = VENUE) -> list[Event]:
+    """One decoded ``misc_events`` line ``{time, hash, inner}`` -> events.
+
+    ``inner`` forms accepted: ``{"LedgerUpdate": {users, delta}}``,
+    ``{"Funding": {deltas: [{user, coin, funding_amount}]}}``,
+    ``{"CDeposit": {user, amount}}``, ``{"CWithdrawal": {user, amount}}``;
+    staking variants (``Delegation``, ``ValidatorRewards``) and unknown variants
+    become ``LedgerUpdate(known=False)``. The API form ``{time, hash, delta}``
+    (with ``user`` in the delta or the line) is accepted too.
+    """
+    if not isinstance(obj, dict):
+        raise ParseError("bad_value", f"misc_events line: {obj!r:.80} is not an object")
+    t = time_ms(_field(obj, "time", "misc_events"))
+    inner = obj.get("inner")
+    if inner is None:
+        if "delta" in obj:
+            user = obj.get("user")
+            return ledger_delta_events(obj["delta"], [user] if user else [], t, venue)
+        raise ParseError("missing_field", "misc_events line: 'inner' is missing")
+    if not isinstance(inner, dict) or len(inner) != 1:
+        raise ParseError("bad_value", f"misc_events inner: {inner!r:.80}")
+    (variant, body), = inner.items()
+    if not isinstance(body, dict):
+        body = {"value": body}
+    if variant == "LedgerUpdate":
+        users = body.get("users") or []
+        return ledger_delta_events(_field(body, "delta", "LedgerUpdate"), users, t, venue)
+    if variant == "Funding":
+        out: list[Event] = []
+        for d in _field(body, "deltas", "Funding"):
+            key = "funding_amount" if "funding_amount" in d else "usdc"
+            out.append(Funding(venue, _field(d, "user", "Funding delta"),
+                               _field(d, "coin", "Funding delta"),
+                               number(_field(d, key, "Funding delta"), key), t))
+        return out
+    if variant in ("CDeposit", "CWithdrawal"):
+        user = _field(body, "user", variant)
+        key = "usdc" if "usdc" in body else "amount"
+        amount = number(_field(body, key, variant), key)
+        kind = "deposit" if variant == "CDeposit" else "withdraw"
+        return [LedgerUpdate(venue, user, kind, amount if kind == "deposit" else -amount, t)]
+    user = body.get("user") or ""
+    return [LedgerUpdate(venue, user, variant, 0.0, t, None, False)]
+
+
+def parse_misc_event(line: bytes | str, venue: str = VENUE) -> list[Event]:
+    """One ``misc_events`` line -> events."""
+    return misc_events(_loads(line), venue)
+
+
+# ----------------------------------------------------------------------------- any node line
+
+NODE_FILLS_BY_BLOCK = "node_fills_by_block"
+NODE_FILLS = "node_fills"
+MISC_EVENTS = "misc_events"
+MISC_EVENTS_BY_BLOCK = "misc_events_by_block"
+
+
+def misc_block_events(obj: dict, venue: str = VENUE, errors: list | None = None) -> list[Event]:
+    """A ``misc_events`` line written ``--batch-by-block``: ``{…, events: [{time, hash, inner}]}``.
+
+    A bad event raises, or with ``errors`` given is appended as ``(index, ParseError)``."""
+    out: list[Event] = []
+    for i, e in enumerate(_field(obj, "events", "misc_events block")):
+        try:
+            out.extend(misc_events(e, venue))
+        except ParseError as exc:
+            if errors is None:
+                raise
+            errors.append((i, exc))
+    return out
+
+
+def line_kind(obj: Any) -> str | None:
+    """Which node format a decoded line is, from its keys (None: not recognised)."""
+    if isinstance(obj, dict):
+        if "events" in obj:
+            events = obj["events"]
+            if isinstance(events, list) and events and isinstance(events[0], dict):
+                return MISC_EVENTS_BY_BLOCK
+            return NODE_FILLS_BY_BLOCK
+        if "inner" in obj or "delta" in obj:
+            return MISC_EVENTS
+        if "coin" in obj and "px" in obj:
+            return NODE_FILLS
+    elif isinstance(obj, list) and len(obj) == 2 and isinstance(obj[1], dict) and "px" in obj[1]:
+        return NODE_FILLS
+    return None
+
+
+def parse_node_line(line: bytes | str, venue: str = VENUE,
+                    errors: list | None = None) -> list[Event]:
+    """Any node-file line (kind detected from its keys) -> events."""
+    obj = _loads(line)
+    kind = line_kind(obj)
+    if kind == NODE_FILLS_BY_BLOCK:
+        return [Fill(*r) for r in block_fill_rows(obj, venue, errors)]
+    if kind == MISC_EVENTS:
+        return misc_events(obj, venue)
+    if kind == MISC_EVENTS_BY_BLOCK:
+        return misc_block_events(obj, venue, errors)
+    if kind == NODE_FILLS:
+        return [Fill(*node_fill_row(obj, venue))]
+    raise ParseError("unknown_format", f"not a node_fills_by_block, node_fills or misc_events line: {str(line)[:80]}")
+
+
+# ----------------------------------------------------------------------------- websocket / info
+
+def parse_ws_message(obj: Any, user: str | None = None, recv_ms: int = 0,
+                     venue: str = VENUE) -> list[Event]:
+    """One decoded websocket message ``{channel, data}`` -> events.
+
+    ``user`` is the subscribed user (``userEvents`` data does not name it);
+    ``recv_ms`` is the local receive time, used where the venue sends none
+    (asset contexts, mids, ``WsLiquidation``).
+
+    - ``userFills`` -> fills (snapshot fills included, oldest first; deduplicate
+      on ``tid`` after a reconnect in the collector);
+    - ``user`` (userEvents) -> fills | Funding | LedgerUpdate(kind "liquidation",
+      ``account_value`` = ``liquidated_account_value``) of ``liquidated_user``;
+    - ``userFundings`` / ``userNonFundingLedgerUpdates`` -> Funding / ledger events;
+    - ``activeAssetCtx`` -> Mark(markPx, oraclePx); ``allMids`` -> one Mark per
+      perp (spot ``@n`` keys skipped), oracle unknown;
+    - ``trades`` -> one Mark per coin at the message's last trade price
+      (oracle unknown). This is the paper's mark rule (last traded price,
+      §4.4 step 4) for coins whose fills we do not see; when both ``trades``
+      and ``activeAssetCtx`` are subscribed, the latest observation wins;
+    - ``clearinghouseState`` -> AccountSnapshot;
+    - ``pong``, ``subscriptionResponse`` and channels we do not model -> [];
+    - ``error`` -> ParseError("venue_error"); an unknown channel ->
+      ParseError("unknown_channel").
+    """
+    if not isinstance(obj, dict):
+        raise ParseError("bad_value", f"websocket message: {obj!r:.80} is not an object")
+    channel = obj.get("channel")
+    data = obj.get("data")
+    if channel in _IGNORED_CHANNELS:
+        return []
+    if channel == "error":
+        raise ParseError("venue_error", f"venue error: {data!r:.200}")
+    if data is None:
+        raise ParseError("missing_field", f"websocket message on {channel!r}: 'data' is missing")
+    if channel == "userFills":
+        who = data.get("user") or user
+        rows = fill_rows(((who, f) for f in _field(data, "fills", "userFills")), venue)
+        if data.get("isSnapshot"):
+            rows.sort(key=lambda r: (r[6], r[11]))
+        return [Fill(*r) for r in rows]
+    if channel == "user":
+        return _user_events(data, user, recv_ms, venue)
+    if channel == "userFundings":
+        who = data.get("user") or user
+        return [Funding(venue, who, _field(f, "coin", "funding"),
+                        number(_field(f, "usdc", "funding"), "usdc"), time_ms(_field(f, "time", "funding")))
+                for f in _field(data, "fundings", "userFundings")]
+    if channel == "userNonFundingLedgerUpdates":
+        who = data.get("user") or user
+        out: list[Event] = []
+        for u in _field(data, "nonFundingLedgerUpdates", "userNonFundingLedgerUpdates"):
+            out.extend(ledger_delta_events(_field(u, "delta", "ledger update"), [who],
+                                           time_ms(_field(u, "time", "ledger update")), venue))
+        return out
+    if channel == "activeAssetCtx":
+        ctx = _field(data, "ctx", "activeAssetCtx")
+        return [Mark(venue, _field(data, "coin", "activeAssetCtx"),
+                     number(_field(ctx, "markPx", "activeAssetCtx.ctx"), "markPx"),
+                     _opt_number(ctx.get("oraclePx"), "oraclePx"), recv_ms)]
+    if channel == "allMids":
+        mids = _field(data, "mids", "allMids")
+        return [Mark(venue, coin, number(px, f"mids.{coin}"), None, recv_ms)
+                for coin, px in mids.items() if not coin.startswith("@")]
+    if channel == "trades":
+        last: dict[str, tuple[int, float]] = {}
+        for tr in data:
+            coin = _field(tr, "coin", "trade")
+            t = time_ms(_field(tr, "time", "trade"))
+            px = number(_field(tr, "px", "trade"), "px")
+            if coin not in last or t >= last[coin][0]:
+                last[coin] = (t, px)
+        return [Mark(venue, coin, px, None, t) for coin, (t, px) in last.items()]
+    if channel == "clearinghouseState":
+        who = data.get("user") or user
+        state = data.get("clearinghouseState", data)
+        return [parse_clearinghouse_state(who, state, recv_ms, venue)]
+    raise ParseError("unknown_channel", f"unknown websocket channel {channel!r}")
+
+
+def _user_events(data: dict, user: str | None, recv_ms: int, venue: str) -> list[Event]:
+    if "fills" in data:
+        rows = fill_rows(((user, f) for f in data["fills"]), venue)
+        return [Fill(*r) for r in rows]
+    if "funding" in data:
+        f = data["funding"]
+        return [Funding(venue, user, _field(f, "coin", "funding"),
+                        number(_field(f, "usdc", "funding"), "usdc"),
+                        time_ms(f.get("time", recv_ms)))]
+    if "liquidation" in data:
+        lq = data["liquidation"]
+        return [LedgerUpdate(venue, _field(lq, "liquidated_user", "liquidation"), "liquidation", 0.0,
+                             recv_ms, number(_field(lq, "liquidated_account_value", "liquidation"),
+                                             "liquidated_account_value"))]
+    return []  # nonUserCancel and future variants carry no state
+
+
+def parse_clearinghouse_state(user: str, obj: dict, time_ms_: int, venue: str = VENUE) -> AccountSnapshot:
+    """``clearinghouseState`` response -> AccountSnapshot of ``user``.
+
+    account value = ``marginSummary.accountValue`` (cross + isolated); each
+    position's mark = ``positionValue / |szi|`` (the venue's mark at the
+    response); the response's ``time`` wins over ``time_ms_`` when present.
+    """
+    if not isinstance(obj, dict):
+        raise ParseError("bad_value", "clearinghouseState: not an object")
+    summary = obj.get("marginSummary") or obj.get("crossMarginSummary")
+    av = number(_field(summary, "accountValue", "marginSummary"), "accountValue")
+    positions = []
+    for ap in obj.get("assetPositions") or ():
+        p = _field(ap, "position", "assetPositions[]")
+        size = number(_field(p, "szi", "position"), "szi")
+        if size == 0.0:
+            continue
+        entry = number(_field(p, "entryPx", "position"), "entryPx")
+        value = p.get("positionValue")
+        mark = abs(number(value, "positionValue") / size) if value is not None else None
+        positions.append(PositionSnapshot(_field(p, "coin", "position"), size, entry, mark))
+    t = obj.get("time")
+    return AccountSnapshot(venue, user, av, tuple(positions),
+                           time_ms(t) if t is not None else time_ms_)
+
+
+def parse_meta_and_asset_ctxs(obj: Any, time_ms_: int, venue: str = VENUE) -> list[Mark]:
+    """``metaAndAssetCtxs`` response ``[meta, ctxs]`` -> one Mark per listed perp."""
+    if not (isinstance(obj, list) and len(obj) == 2):
+        raise ParseError("bad_value", "metaAndAssetCtxs: expected [meta, assetCtxs]")
+    universe = _field(obj[0], "universe", "meta")
+    out = []
+    for asset, ctx in zip(universe, obj[1]):
+        mark = ctx.get("markPx") if isinstance(ctx, dict) else None
+        if mark is None:
+            continue  # delisted assets carry no mark
+        out.append(Mark(venue, _field(asset, "name", "universe[]"), number(mark, "markPx"),
+                        _opt_number(ctx.get("oraclePx"), "oraclePx"), time_ms_))
+    return out

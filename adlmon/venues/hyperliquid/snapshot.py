@@ -1,0 +1,201 @@
+"""Hyperliquid account snapshots (clearinghouse exports) -> AccountSnapshot events.
+
+The exports used for the 10 Oct 2025 replays (venues.md §6.2) are not publicly
+documented; this reader is lenient and accepts:
+
+``account_value_snapshot_<block>_<time_ms>.json``
+    a list of ``{user, account_value, …}`` (extra keys such as
+    ``total_long_notional`` ignored); or an object holding such a list under any
+    key (``accounts``, ``data``, …); or an object ``{user: account_value}`` /
+    ``{user: {account_value, …}}``.
+
+``perp_positions_by_market_<block>_<time_ms>.json``
+    a list of markets ``{market_name: "hyperliquid:JUP", positions: [...]}``
+    (``market``/``coin`` also accepted for the name); or an object
+    ``{market_name: [positions]}`` / ``{market_name: {positions: [...]}}``. A
+    position is ``{user, size, entry_price, notional_size, account_value?, …}``
+    (``szi``/``entryPx``/``notional``/``positionValue`` also accepted). ``size``
+    is signed; when it is unsigned and a ``side`` is given (long/short, B/A),
+    the side signs it. The ``hyperliquid:`` prefix is dropped from the market
+    name; builder-dex names (``dex:COIN``) are kept as the fills spell them.
+
+Each position's snapshot mark is ``|notional_size| / |size|`` (paper §4.4
+"cash-only baseline": cash = account_value − Σ size·(mark − entry), done by the
+ledger). An account missing from the account-value file takes the
+``account_value`` of its positions, else ``None`` (the ledger then keeps the
+positions but does not call the account known). Snapshot time comes from the
+file name (``…_<block>_<time_ms>.json``), else 0 (before every other event).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from adlmon.events import AccountSnapshot, ParseError, PositionSnapshot
+from adlmon.venues.hyperliquid.parse import VENUE, number
+
+ACCOUNT_VALUES_PREFIX = "account_value_snapshot"
+POSITIONS_PREFIX = "perp_positions_by_market"
+_NAME = re.compile(r"(account_value_snapshot|perp_positions_by_market)(?:_(\d+))?(?:_(\d+))?\.json(?:\.lz4)?$")
+_LISTS = ("accounts", "data", "snapshot", "users", "markets", "positions", "items")
+
+
+def snapshot_kind(path: str | Path) -> str | None:
+    """``account_value_snapshot`` | ``perp_positions_by_market`` | None, from the file name."""
+    m = _NAME.search(Path(path).name)
+    return m.group(1) if m else None
+
+
+def snapshot_time_ms(path: str | Path) -> int | None:
+    """The time in the file name ``…_<block>_<time_ms>.json`` (None if absent)."""
+    m = _NAME.search(Path(path).name)
+    if not m or not m.group(3):
+        return None
+    return int(m.group(3))
+
+
+def find_snapshot_files(directory: str | Path) -> list[Path]:
+    return sorted(p for p in Path(directory).iterdir() if p.is_file() and snapshot_kind(p))
+
+
+def _records(obj: Any, what: str) -> list:
+    if isinstance(obj, list):
+        return obj
+    if isinstance(obj, dict):
+        for key in _LISTS:
+            if isinstance(obj.get(key), list):
+                return obj[key]
+    raise ParseError("unknown_format", f"{what}: expected a list of records")
+
+
+def parse_account_values(obj: Any) -> dict[str, float]:
+    """Decoded account-value snapshot -> {user: account_value}."""
+    if isinstance(obj, dict) and not any(isinstance(obj.get(k), list) for k in _LISTS):
+        out = {}
+        for user, v in obj.items():
+            if isinstance(v, dict):
+                v = v.get("account_value", v.get("accountValue"))
+            out[user] = number(v, f"account_value[{user}]")
+        return out
+    out = {}
+    for i, rec in enumerate(_records(obj, ACCOUNT_VALUES_PREFIX)):
+        if not isinstance(rec, dict) or not rec.get("user"):
+            raise ParseError("missing_field", f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'user' is missing")
+        v = rec.get("account_value", rec.get("accountValue"))
+        if v is None:
+            raise ParseError("missing_field", f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'account_value' is missing")
+        out[rec["user"]] = number(v, f"{ACCOUNT_VALUES_PREFIX}[{i}].account_value")
+    return out
+
+
+def _coin(market: str) -> str:
+    return market[len("hyperliquid:"):] if market.startswith("hyperliquid:") else market
+
+
+def _markets(obj: Any) -> Iterable[tuple[str, list]]:
+    if isinstance(obj, dict) and not any(isinstance(obj.get(k), list) for k in _LISTS):
+        for name, v in obj.items():
+            yield name, v.get("positions", []) if isinstance(v, dict) else v
+        return
+    for i, m in enumerate(_records(obj, POSITIONS_PREFIX)):
+        name = m.get("market_name") or m.get("market") or m.get("coin") if isinstance(m, dict) else None
+        if not name:
+            raise ParseError("missing_field", f"{POSITIONS_PREFIX}[{i}]: 'market_name' is missing")
+        yield name, m.get("positions") or []
+
+
+_SHORT = frozenset({"short", "s", "a", "sell"})
+
+
+def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot]], dict[str, float]]:
+    """Decoded positions-by-market snapshot -> ({user: positions}, {user: account_value})."""
+    positions: dict[str, list[PositionSnapshot]] = {}
+    values: dict[str, float] = {}
+    for market, plist in _markets(obj):
+        coin = _coin(str(market))
+        for j, p in enumerate(plist):
+            where = f"{POSITIONS_PREFIX}[{market}][{j}]"
+            if not isinstance(p, dict) or not p.get("user"):
+                raise ParseError("missing_field", f"{where}: 'user' is missing")
+            raw_size = p.get("size", p.get("szi"))
+            if raw_size is None:
+                raise ParseError("missing_field", f"{where}: 'size' is missing")
+            size = number(raw_size, f"{where}.size")
+            side = str(p.get("side", "")).lower()
+            if side and size > 0 and side in _SHORT:
+                size = -size
+            if size == 0.0:
+                continue
+            entry_raw = p.get("entry_price", p.get("entryPx"))
+            if entry_raw is None:
+                raise ParseError("missing_field", f"{where}: 'entry_price' is missing")
+            entry = number(entry_raw, f"{where}.entry_price")
+            notional = p.get("notional_size", p.get("notional", p.get("positionValue")))
+            mark = abs(number(notional, f"{where}.notional_size") / size) if notional is not None else None
+            positions.setdefault(p["user"], []).append(PositionSnapshot(coin, size, entry, mark))
+            av = p.get("account_value")
+            if av is not None:
+                values.setdefault(p["user"], number(av, f"{where}.account_value"))
+    return positions, values
+
+
+def snapshot_events(account_values: dict[str, float], positions: dict[str, list[PositionSnapshot]],
+                    time_ms: int, venue: str = VENUE,
+                    position_values: dict[str, float] | None = None) -> list[AccountSnapshot]:
+    """Join both files into one AccountSnapshot per account (sorted by user)."""
+    position_values = position_values or {}
+    users = set(account_values) | set(positions)
+    out = []
+    for user in sorted(users):
+        av = account_values.get(user, position_values.get(user))
+        out.append(AccountSnapshot(venue, user, av, tuple(positions.get(user, ())), time_ms))
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    if path.suffix == ".lz4":
+        import lz4.frame
+        with lz4.frame.open(path, "rb") as f:
+            raw = f.read()
+    else:
+        raw = path.read_bytes()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("bad_json", f"{path}: not JSON: {exc}") from None
+
+
+def load_snapshot(paths: Iterable[str | Path], venue: str = VENUE) -> tuple[list[AccountSnapshot], int]:
+    """Read the snapshot files given (either or both kinds) -> (events, time_ms).
+
+    Errors name the file: ``ParseError`` with the path in its message.
+    """
+    values: dict[str, float] = {}
+    positions: dict[str, list[PositionSnapshot]] = {}
+    position_values: dict[str, float] = {}
+    times = []
+    for p in map(Path, paths):
+        kind = snapshot_kind(p)
+        try:
+            obj = _read_json(p)
+            if kind == ACCOUNT_VALUES_PREFIX:
+                values.update(parse_account_values(obj))
+            elif kind == POSITIONS_PREFIX:
+                pos, pv = parse_positions_by_market(obj)
+                for user, plist in pos.items():
+                    positions.setdefault(user, []).extend(plist)
+                for user, v in pv.items():
+                    position_values.setdefault(user, v)
+            else:
+                raise ParseError("unknown_format", "not an account_value_snapshot_* or perp_positions_by_market_* file")
+        except ParseError as exc:
+            raise ParseError(exc.reason, f"{p}: {exc}") from None
+        t = snapshot_time_ms(p)
+        if t is not None:
+            times.append(t)
+    time_ms = min(times) if times else 0
+    return snapshot_events(values, positions, time_ms, venue, position_values), time_ms
