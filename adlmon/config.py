@@ -89,6 +89,7 @@ class HyperliquidConfig:
     ws_url: str = "wss://api.hyperliquid.xyz/ws"
     info_url: str = "https://api.hyperliquid.xyz/info"
     sources: tuple[str, ...] = ("vault_fills", "vault_events", "vault_state", "marks")
+    marks_feed: str = "activeAssetCtx"  # source "marks": activeAssetCtx per coin | allMids (one subscription)
     coins: tuple[str, ...] = ()  # () = every perp listed by metaAndAssetCtxs (≤ 1000 subscriptions)
     vaults: tuple[str, ...] = ()  # () = discover children of hlp_vault named "Liquidator"
     hlp_vault: str = HLP_VAULT
@@ -161,6 +162,8 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("log", "format"): (lambda v: v in ("text", "json"), "must be 'text' or 'json'"),
     ("venues.hyperliquid", "sources"): (lambda v: set(v) <= set(HL_SOURCES),
                                         f"must be a subset of {list(HL_SOURCES)}"),
+    ("venues.hyperliquid", "marks_feed"): (lambda v: v in ("activeAssetCtx", "allMids"),
+                                           "must be 'activeAssetCtx' or 'allMids'"),
     ("venues.hyperliquid", "ws_url"): (lambda v: v.startswith(("ws://", "wss://")),
                                        "must start with ws:// or wss://"),
     ("venues.hyperliquid", "info_url"): (lambda v: v.startswith(("http://", "https://")),
