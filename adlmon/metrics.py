@@ -643,7 +643,8 @@ def reference_markdown() -> str:
         for f in FAMILIES:
             if f.group == group:
                 labels = ", ".join(f.labels) or "—"
-                lines.append(f"| `{f.name}` | {f.kind} | {labels} | {f.help} |")
+                text = f.help.replace("|", "\\|")  # a pipe would end the table cell
+                lines.append(f"| `{f.name}` | {f.kind} | {labels} | {text} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
