@@ -1,0 +1,347 @@
+"""Wave + the ledger's view of its eligible winners -> WaveReport (DESIGN §4, paper §3, §4.4).
+
+Pure: no I/O, no clock. For one closed wave it answers "what did production take, and what
+would each mechanism of paper §3 have taken instead":
+
+- eligible winners: the accounts that held a wave coin on the ADL'd side when the coin first
+  appeared in the wave (the ledger's view, before its ADL fills). Capacity u_i = (uPnL_i)+ of
+  the account (paper §1.3, the corrected PnL numéraire); equity cap c_i = min(u_i, equity_i)+
+  (DESIGN §4), used as the cap fraction beta_i = c_i / u_i. An ADL'd winner the ledger has no
+  state for gets u_i from its fills alone, Σ closedPnl·|startPosition|/sz, and the report
+  counts how many capacities came from where (``capacity_source``).
+- production: x_i = (Σ_fills s·sz·(M(t_end+Δ) − px))+ per ADL'd winner at the first horizon
+  (the per-user terms of the wave's production haircut H_t, §4.4 step 4).
+- each configured mechanism at the ex-post budget B_t = needed_usd and at the severity
+  controller's ex-ante budget θ_t·D (§3.6–3.7), summarised by ``allocation_summary``.
+- ``excess_vs_optimal_usd[Δ]`` = H_t(Δ) − Σx of the fairness optimum (capped pro-rata, §3.3)
+  at B_t: what production took beyond what the optimal mechanism needed to take.
+- a rank audit per coin: the venue's ADL'd order against its documented index.
+- running regret accounting (OL Prop. 1): P = Σ|θ^needed_t − θ^needed_{t−1}|, the bound
+  √((1+2P)ΣD_t²), and each policy's cumulative per-round loss (OL eq. 23) and share of it.
+
+The controller and the regret accounting carry state from wave to wave, so one
+``Counterfactual`` must see the waves of one venue in order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from adlmon import mechanisms as mech
+from adlmon.config import CounterfactualConfig
+from adlmon.engine.waves import Wave
+
+OPTIMAL = "capped_pro_rata"  # the fairness optimum of paper §3.3
+REFERENCE = "min_max_integer"  # m_ref of OL eq. 23
+PRODUCTION = "production"
+MAX_AUDITED_COINS = 20  # rank audits kept per wave (largest ADL'd notional first)
+
+
+class Winners:
+    """Eligible winners of one wave as account-level arrays, plus their positions per coin."""
+
+    def __init__(self, wave: Wave):
+        index: dict[str, int] = {}
+        upnl: list[float] = []
+        equity: list[float] = []
+        source: list[str] = []
+
+        def account(user: str, u_pnl: float, eq: float, src: str) -> int:
+            i = index.get(user)
+            if i is None:
+                i = index[user] = len(upnl)
+                upnl.append(u_pnl)
+                equity.append(eq)
+                source.append(src)
+            return i
+
+        # Positions (one per account and coin): owner, coin, |size|, entry, mark.
+        owner: list[int] = []
+        pos_coin: list[str] = []
+        pos_size: list[float] = []
+        pos_entry: list[float] = []
+        pos_mark: list[float] = []
+        for coin, view in wave.eligible.items():
+            mark = view.mark_px if view.mark_px is not None else float("nan")
+            for k, user in enumerate(view.users):
+                i = account(user, float(view.upnl[k]), float(view.equity[k]), "ledger")
+                owner.append(i)
+                pos_coin.append(coin)
+                pos_size.append(abs(float(view.size[k])))
+                pos_entry.append(float(view.entry_px[k]))
+                pos_mark.append(mark)
+
+        # ADL'd winners the ledger did not know: capacity from their fills alone.
+        f = wave.fills
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fill_capacity = np.where(f.sz > 0, f.closed_pnl * np.abs(f.start_position) / f.sz, 0.0)
+        for k, user in enumerate(f.user):
+            if user not in index:
+                account(user, 0.0, float("nan"), "fill")
+            i = index[user]
+            if source[i] == "fill":
+                upnl[i] += float(fill_capacity[k])
+                owner.append(i)
+                pos_coin.append(f.coin[k])
+                pos_size.append(abs(float(f.start_position[k])))
+                pos_entry.append(float("nan"))
+                pos_mark.append(float(f.mark_px[k]))
+
+        self.index = index
+        self.users = tuple(index)
+        self.upnl = np.asarray(upnl, dtype=float)
+        self.u = np.maximum(self.upnl, 0.0)
+        eq = np.asarray(equity, dtype=float)
+        self.equity = eq
+        # beta_i = min(u_i, equity_i)+ / u_i; an account without known equity is capped by u only.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cap = np.where(np.isnan(eq), self.u, np.clip(np.minimum(self.u, eq), 0.0, None))
+            self.beta = np.where(self.u > 0, cap / self.u, 0.0)
+        self.source = source
+        self.owner = np.asarray(owner, dtype=np.intp)
+        self.pos_coin = tuple(pos_coin)
+        self.pos_size = np.asarray(pos_size, dtype=float)
+        self.pos_entry = np.asarray(pos_entry, dtype=float)
+        self.pos_mark = np.asarray(pos_mark, dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def capacity_source(self) -> dict[str, int]:
+        return {s: self.source.count(s) for s in ("ledger", "fill")}
+
+    def per_account(self, x_pos: np.ndarray) -> np.ndarray:
+        """Sum a per-position vector into the account vector."""
+        return np.bincount(self.owner, weights=x_pos, minlength=len(self))
+
+    def leverage(self) -> np.ndarray:
+        """Effective leverage λ_i = n_i / e_i over the wave's coins (paper §1.4)."""
+        notional = self.per_account(self.pos_size * np.nan_to_num(self.pos_mark))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = np.where(self.equity > 0, notional / self.equity, 0.0)
+        return np.nan_to_num(lam, nan=0.0, posinf=0.0)
+
+    def hyperliquid_score(self) -> np.ndarray:
+        """Account score for the wealth-space queue: the best of its positions' documented index."""
+        pos_score = mech.hyperliquid_index(self.pos_mark, self.pos_entry,
+                                           self.pos_size * self.pos_mark,
+                                           self.equity[self.owner], 1.0)
+        score = np.full(len(self), -np.inf)
+        np.maximum.at(score, self.owner, pos_score)
+        # Accounts known only from fills have no entry price: rank them by PnL behind the others.
+        return np.where(np.isfinite(score), score, -1.0 / (1.0 + self.u))
+
+
+def production_haircuts(wave: Wave, winners: Winners, horizon_ms: int) -> np.ndarray:
+    """Per eligible account, (Σ_fills s·sz·(M(t_end+Δ) − px))+ (paper §4.4 step 4)."""
+    f = wave.fills
+    marks = wave.horizon_marks.get(horizon_ms, {})
+    m = np.asarray([marks.get(c, np.nan) for c in f.coin], dtype=float)
+    contrib = np.nan_to_num(f.closed_sign * f.sz * (m - f.px))
+    idx = np.asarray([winners.index[u] for u in f.user], dtype=np.intp)
+    return np.maximum(np.bincount(idx, weights=contrib, minlength=len(winners)), 0.0)
+
+
+def _coin_budget_split(wave: Wave) -> dict[str, tuple[float, float]]:
+    """Per coin: (share of the wave's needed budget, USD gap per ADL'd contract), as the OSS
+    contract pro-rata splits a wave budget across coins by Σ|mark − px|·sz (paper §3.2)."""
+    f = wave.fills
+    gap = np.nan_to_num(np.abs(f.mark_px - f.px)) * f.sz
+    out: dict[str, tuple[float, float]] = {}
+    total = float(gap.sum())
+    coins = np.asarray(f.coin)
+    for coin in dict.fromkeys(f.coin):
+        sel = coins == coin
+        g, q = float(gap[sel].sum()), float(f.sz[sel].sum())
+        share = g / total if total > 0 else 1.0 / len(set(f.coin))
+        out[coin] = (share, g / q if q > 0 else 0.0)
+    return out
+
+
+class Counterfactual:
+    """Stateful across waves (severity controller, regret accounting); ``report`` is pure
+    given that state."""
+
+    def __init__(self, cfg: CounterfactualConfig | None = None):
+        self.cfg = cfg or CounterfactualConfig()
+        self.controller = mech.controller_from_config(self.cfg)
+        self._deficits: list[float] = []
+        self._theta_needed: list[float] = []
+        self._loss: dict[str, float] = {}
+
+    # -- mechanisms ------------------------------------------------------------------------
+
+    def _allocations(self, wave: Wave, w: Winners, budget: float,
+                     ex_post: bool = True) -> dict[str, dict[str, Any]]:
+        """Every configured mechanism at one budget: name -> (x per account, extra fields).
+        The min–max integer program is an ex-post reference (OL §3.7): solved ex post only."""
+        out: dict[str, dict[str, Any]] = {}
+        names = set(self.cfg.mechanisms)
+        if not ex_post:
+            names.discard(REFERENCE)
+        if "pro_rata" in names:
+            out["pro_rata"] = {"x": mech.pro_rata(w.u, budget)}
+        # The optimum is always computed: excess_vs_optimal_usd is measured against it.
+        a = mech.allocate_capped_pro_rata(w.u, budget, w.beta)
+        out[OPTIMAL] = {"x": a.x, "feasible": a.feasible}
+        if "rap" in names:
+            weights = mech.rap_weights(w.leverage(), mech.g_linear)
+            a = mech.allocate_rap(w.u, budget, weights, w.beta)
+            out["rap"] = {"x": a.x, "feasible": a.feasible}
+        if "queue_pnl" in names:
+            out["queue_pnl"] = {"x": mech.queue(w.u, budget, w.u)}
+        if "queue_hyperliquid" in names:
+            out["queue_hyperliquid"] = {"x": mech.queue(w.u, budget, w.hyperliquid_score())}
+        if "contract_pro_rata" in names or "min_max_integer" in names:
+            split = _coin_budget_split(wave)
+            gap_pos = np.asarray([split.get(c, (0.0, 0.0))[1] for c in w.pos_coin], dtype=float)
+            if "contract_pro_rata" in names:
+                x_pos = np.zeros(len(w.pos_coin))
+                coins = np.asarray(w.pos_coin)
+                for coin, (share, gap) in split.items():
+                    sel = np.flatnonzero(coins == coin)
+                    if sel.size:
+                        x_pos[sel] = mech.contract_pro_rata(w.pos_size[sel], np.full(sel.size, gap),
+                                                            share * budget)
+                out["contract_pro_rata"] = {"x": w.per_account(x_pos)}
+            if "min_max_integer" in names:
+                method = "mip" if len(w) <= self.cfg.ilp_max_accounts else "fallback"
+                a = mech.allocate_min_max_integer(w.pos_size, gap_pos, w.u, budget,
+                                                  self.cfg.ilp_time_limit_s, owner=w.owner,
+                                                  method=method)
+                out["min_max_integer"] = {
+                    "x": np.asarray(a.account_x, dtype=float), "feasible": a.feasible,
+                    "optimal": a.optimal, "method": a.method, "bound": a.bound, "gap": a.gap,
+                }
+        return out
+
+    @staticmethod
+    def _summary(x: np.ndarray, w: Winners, wave: Wave, max_loss: float | None,
+                 extra: dict[str, Any]) -> dict[str, Any]:
+        """``allocation_summary`` plus what a share of PnL capacity alone hides.
+
+        Production and contract rules also take from accounts with no PnL capacity
+        (u_i = 0: their principal), where x_i/(u_i+ε) is meaningless. So ``max_share`` is
+        taken over accounts with u_i > 0 (OL eq. 10), ``beyond_capacity_usd`` /
+        ``beyond_capacity_accounts`` count Σ(x_i − u_i)+ separately, and
+        ``max_share_equity`` = max x_i/e_i is the reproduction code's convention (paper §4.7.5).
+        """
+        s = mech.allocation_summary(x, w.u, needed_usd=wave.needed_usd,
+                                    deficit_usd=wave.deficit_usd, max_loss_usd=max_loss)
+        has_u = w.u > 0
+        s["max_share"] = float(np.max(x[has_u] / w.u[has_u])) if has_u.any() else 0.0
+        over = np.maximum(x - w.u, 0.0)
+        s["beyond_capacity_usd"] = float(over.sum())
+        s["beyond_capacity_accounts"] = int(np.count_nonzero(over > 1e-9))
+        has_e = w.equity > 0
+        s["max_share_equity"] = float(np.max(x[has_e] / w.equity[has_e])) if has_e.any() else None
+        s.update({k: v for k, v in extra.items() if k != "x"})
+        return s
+
+    # -- report ----------------------------------------------------------------------------
+
+    def report(self, wave: Wave) -> dict[str, Any]:
+        """The wave report: ``wave.to_dict()`` plus ``counterfactual``."""
+        out = wave.to_dict()
+        w = Winners(wave)
+        h0 = wave.horizons_ms[0]
+        D = wave.deficit_usd
+        losses = [(-e) for e in wave.loser_min_equity.values() if e is not None and e < 0]
+        max_loss = max(losses) if losses else None
+
+        start = mech.WaveStart(deficit_usd=getattr(wave, "deficit_at_start_usd", None),
+                               max_capacity_usd=float(w.u.max()) if len(w) else 0.0,
+                               total_capacity_usd=float(w.u.sum()))
+        theta_ante, budget_ante = self.controller.budget(start)
+
+        x_prod = production_haircuts(wave, w, h0)
+        mechanisms: dict[str, dict[str, Any]] = {
+            PRODUCTION: {"ex_post": self._summary(x_prod, w, wave, max_loss, {}), "ex_ante": None},
+        }
+        ex_post = self._allocations(wave, w, wave.needed_usd)
+        ex_ante = self._allocations(wave, w, budget_ante, ex_post=False) if budget_ante is not None else {}
+        for name, alloc in ex_post.items():
+            mechanisms[name] = {
+                "ex_post": self._summary(alloc["x"], w, wave, max_loss, alloc),
+                "ex_ante": (self._summary(ex_ante[name]["x"], w, wave, max_loss, ex_ante[name])
+                            if name in ex_ante else None),
+            }
+        optimal_total = mechanisms[OPTIMAL]["ex_post"]["total_usd"]
+        excess_vs_optimal = {str(h): wave.production_haircut_usd[h] - optimal_total
+                             for h in wave.horizons_ms}
+
+        self.controller.update(mech.WaveEnd(deficit_usd=D, needed_usd=wave.needed_usd))
+        regret = self._account(wave, mechanisms)
+        if OPTIMAL not in self.cfg.mechanisms:
+            mechanisms[OPTIMAL]["configured"] = False
+
+        out["counterfactual"] = {
+            "winners": len(w),
+            "capacity_usd": float(w.u.sum()),
+            "capacity_source": w.capacity_source(),
+            "budget": {
+                "ex_post_usd": wave.needed_usd,
+                "ex_ante_usd": budget_ante,
+                "theta_ex_ante": theta_ante,
+                "controller": self.controller.name,
+            },
+            "optimal_mechanism": OPTIMAL,
+            "reference": REFERENCE,
+            "excess_vs_optimal_usd": excess_vs_optimal,
+            "mechanisms": mechanisms,
+            "rank_audit": rank_audits(wave),
+            "regret": regret,
+        }
+        return out
+
+    def _account(self, wave: Wave, mechanisms: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Running OL Prop. 1 bound and each policy's cumulative eq. 23 loss (λ from config)."""
+        D, B = wave.deficit_usd, wave.needed_usd
+        if D is None or not D > 0:
+            return {"counted": False}
+        self._deficits.append(D)
+        self._theta_needed.append(min(1.0, B / D))
+        ref = mechanisms.get(REFERENCE, mechanisms[OPTIMAL])["ex_post"]["max_share"]
+        lam = self.cfg.fairness_lambda
+        for name, m in mechanisms.items():
+            s = m["ex_post"]
+            total = (wave.production_haircut_usd[wave.horizons_ms[0]] if name == PRODUCTION
+                     else s["total_usd"])
+            loss = mech.round_loss(total, B, s["max_share"], ref, lam)
+            self._loss[name] = self._loss.get(name, 0.0) + float(loss)
+        p = mech.path_variation(self._theta_needed)
+        bound = mech.regret_bound_usd(self._deficits, self._theta_needed)
+        return {
+            "counted": True,
+            "waves": len(self._deficits),
+            "path_variation": p,
+            "bound_usd": bound,
+            "lambda": lam,
+            "cumulative_loss_usd": dict(self._loss),
+            "share_of_bound": {k: (v / bound if bound > 0 else math.nan) for k, v in self._loss.items()},
+        }
+
+
+def rank_audits(wave: Wave) -> dict[str, dict[str, Any]]:
+    """Per coin (largest ADL'd notional first, at most MAX_AUDITED_COINS): the venue's ADL'd
+    set and order against Hyperliquid's documented index over the ledger's candidates."""
+    f = wave.fills
+    coins = np.asarray(f.coin)
+    notional = f.px * f.sz
+    by_coin = sorted(wave.eligible, key=lambda c: -float(notional[coins == c].sum()))
+    out: dict[str, dict[str, Any]] = {}
+    for coin in by_coin[:MAX_AUDITED_COINS]:
+        view = wave.eligible[coin]
+        if len(view) == 0 or view.mark_px is None:
+            continue
+        cand_notional = np.abs(view.size) * view.mark_px
+        scores = mech.hyperliquid_index(view.mark_px, view.entry_px, cand_notional, view.equity,
+                                        view.size)
+        sel = np.flatnonzero(coins == coin)
+        audit = mech.rank_audit(view.users, scores, cand_notional,
+                                [f.user[i] for i in sel], notional[sel], f.time_ms[sel])
+        out[coin] = audit.to_dict()
+    return out
