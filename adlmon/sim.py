@@ -284,6 +284,9 @@ class _Exchange:
         self.size = np.zeros((a, k))
         self.entry = np.zeros((a, k))
         self.cash = np.zeros(a)
+        # Σ_c size·entry per account, kept up to date by apply(): equity of all
+        # accounts is then cash + size @ mark − cost (one matrix-vector product)
+        self.cost = np.zeros(a)
         self.lot_div = [c.lot_div for c in self.coins]
         self.mark = [c.p0 for c in self.coins]
         self.mmr = np.array([c.mmr for c in self.coins])
@@ -330,21 +333,23 @@ class _Exchange:
             e = float(self.entry[u, c])
             closed = min(abs(d_lots), abs(s_l)) / div * (px - e) * (1.0 if s_l > 0 else -1.0)
             entry = px if abs(d_lots) > abs(s_l) else e
+        new_s = new_l / div
+        self.cost[u] += new_s * entry - (s_l / div) * float(self.entry[u, c])
         self.lots[u, c] = new_l
-        self.size[u, c] = new_l / div
+        self.size[u, c] = new_s
         self.entry[u, c] = entry
         self.cash[u] += closed - fee
         return s_l, closed
 
     def equity(self, u: int) -> float:
         eq = float(self.cash[u])
-        for c in np.flatnonzero(self.lots[u]):
+        for c in self.lots[u].nonzero()[0]:
             eq += float(self.size[u, c]) * (self.mark[c] - float(self.entry[u, c]))
         return eq
 
     def maintenance(self, u: int) -> float:
         return sum(abs(float(self.size[u, c])) * self.mark[c] * self.coins[c].mmr
-                   for c in np.flatnonzero(self.lots[u]))
+                   for c in self.lots[u].nonzero()[0])
 
     def trade(self, block: list, t: int, c: int, first: int, second: int, d_lots: int,
               px: float, fees: tuple[float, float], dirs: tuple[str | None, str | None] = (None, None),
@@ -468,6 +473,7 @@ def _initial_book(ex: _Exchange) -> None:
     for c, coin in enumerate(ex.coins):
         oi = float(np.abs(ex.size[:n, c]).sum()) * coin.p0
         coin.depth_usd = max(oi * p["depth"], 1e5)
+    ex.cost[:] = (ex.size * ex.entry).sum(axis=1)
     ex.av0 = np.zeros(ex.n_acc)
     ex.av0[:n] = av
     ex.av0[ex.mm] = float(round(5.0 * gross + 1e6))
@@ -593,11 +599,11 @@ class _Run:
         if seed_coins:  # every coin trades in the first block: marks exist from the start
             pick[:k] = np.arange(k)
             users[:k] = np.arange(k) % ex.n_users
-        sz = ex.size[users]
-        eq = ex.cash[users] + (sz * (np.array(ex.mark) - ex.entry[users])).sum(axis=1)
+        mark = np.array(ex.mark)
+        eq = ex.cash[users] + ex.size[users] @ mark - ex.cost[users]
         for i in range(n):
             u = int(users[i])
-            held = np.flatnonzero(ex.lots[u])
+            held = ex.lots[u].nonzero()[0]
             if held.size and not (seed_coins and i < k):
                 c = int(held[int(r[i, 0] * held.size)])
             else:
@@ -615,7 +621,7 @@ class _Run:
                     d = -take if s_l > 0 else take
                 else:
                     take = max(1, int(abs(s_l) * (0.02 + 0.18 * r[i, 2])))
-                    gross = float(np.abs(ex.size[u]) @ np.array(ex.mark))
+                    gross = float(np.abs(ex.size[u]) @ mark)
                     if (gross + take / coin.lot_div * fund[c]) > e * coin.max_lev * 0.5:
                         take = max(1, int(abs(s_l) * 0.1))
                         d = -take if s_l > 0 else take
@@ -640,9 +646,10 @@ class _Run:
         n = ex.n_users
         mark = np.array(ex.mark)
         sz = ex.size[:n]
-        eq = ex.cash[:n] + (sz * (mark - ex.entry[:n])).sum(axis=1)
-        mm = (np.abs(sz) * (mark * ex.mmr)).sum(axis=1)
-        cand = np.flatnonzero((mm > 0) & (eq < mm))
+        # screening only (cost is a running sum); each candidate is re-checked exactly
+        eq = ex.cash[:n] + sz @ mark - ex.cost[:n]
+        mm = np.abs(sz) @ (mark * ex.mmr)
+        cand = np.flatnonzero((mm > 0) & (eq < mm * (1 + 1e-9) + 1e-9))
         if cand.size == 0:
             return
         ratio = eq[cand] / mm[cand]
@@ -657,7 +664,7 @@ class _Run:
             if m <= 0 or e >= m:
                 continue
             backstop = e < (2.0 / 3.0) * m
-            held = np.flatnonzero(ex.lots[u]).tolist()
+            held = ex.lots[u].nonzero()[0].tolist()
             if not backstop:
                 need = [abs(float(ex.size[u, c])) * ex.mark[c] for c in held]
                 if any(x > budget[c] for x, c in zip(need, held)):
