@@ -577,9 +577,10 @@ def write_replay_exposition(path: str | os.PathLike, reports: Iterable[Mapping[s
                             result: Any = None, *, horizons_ms: Iterable[int] | None = None,
                             mechanisms: Iterable[str] | None = None) -> Metrics:
     """Write the Prometheus text exposition after a replay (``adlmon replay
-    --metrics-out FILE``): every wave report observed once, plus the engine
-    stats found in ``result`` (a dict with ``stats`` or ``engine_stats``, either
-    flat or per venue). Label sets default to those seen in the reports."""
+    --metrics-out FILE``): every wave report observed once, plus what ``result``
+    (a ``ReplayResult`` or a dict) carries: engine ``stats`` (flat, or per venue)
+    and ``inputs`` (lines and parse errors per input file). Label sets default to
+    those seen in the reports."""
     reports = list(reports)
     if horizons_ms is None:
         seen = sorted({int(k) for r in reports for k in (r.get("production_haircut_usd") or {})
@@ -597,17 +598,32 @@ def write_replay_exposition(path: str | os.PathLike, reports: Iterable[Mapping[s
                       process_collectors=False)
     for report in reports:
         metrics.observe_wave(report)
-    stats = None
-    if isinstance(result, Mapping):
-        stats = result.get("engine_stats") or result.get("stats")
-    elif result is not None:
-        stats = getattr(result, "engine_stats", None) or getattr(result, "stats", None)
+    def field(name: str) -> Any:
+        if isinstance(result, Mapping):
+            return result.get(name)
+        return getattr(result, name, None)
+
+    stats = field("engine_stats") or field("stats")
     if isinstance(stats, Mapping):
         if stats and all(isinstance(s, Mapping) for s in stats.values()):
             for venue, s in stats.items():
                 metrics.observe_engine_stats(venue, s)
         else:
             metrics.observe_engine_stats(venues[0], stats)
+    # Input files are the replay's feeds: lines read and bad lines by reason, with the
+    # file kind (node_fills_by_block, misc_events, ...) as the channel.
+    inputs = field("inputs")
+    if isinstance(inputs, Mapping):
+        for inp in inputs.values():
+            if not isinstance(inp, Mapping) or inp.get("kind") in (None, "snapshot", "empty"):
+                continue
+            v, c = metrics._venue(venues[0]), metrics._channel(inp["kind"])
+            lines = _num(inp.get("lines"))
+            if lines:
+                metrics._child("adlmon_feed_messages_total", v, c).inc(lines)
+            for reason, n in (inp.get("errors") or {}).items():
+                if _num(n):
+                    metrics.parse_error(venues[0], inp["kind"], reason, n=_num(n))
     out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(metrics.exposition())
