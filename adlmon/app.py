@@ -1,0 +1,424 @@
+"""``adlmon run``: the live daemon (DESIGN §1; ecosystem.md §2.5, §2.7, §4.3).
+
+Wiring: sources (Hyperliquid websocket, REST, node tailer) -> bus (in-process
+by default) -> engine (one task: ledger + wave tracker) -> wave reports
+(counterfactual in a worker thread, one wave at a time, in order) -> metrics,
+``/api/waves``, wavelog.
+
+* Live time: the engine only knows event time. A :class:`VenueClock` estimates
+  the venue's "now" from the latest event time plus the wall time since (minus
+  a small slack for frames still in flight); a ticker calls ``Engine.tick``
+  with it, so a wave closes ``gap_ms`` of wall time after its last ADL fill and
+  a horizon is reached when the clock passes it, even if the feed is quiet.
+* Heavy work is off the receive path: the engine consumes the bus in its own
+  task, closed waves go through a bounded queue to one report task which runs
+  the counterfactual in a thread (``run_in_executor``); the event loop keeps
+  answering pings, probes and scrapes.
+* Shutdown (SIGTERM/SIGINT): ``STOPPING=1``, sources cancelled (sockets
+  closed), what is queued is drained into the engine, open waves are finished
+  (``closed_by: input_ended``), their reports written, the wavelog flushed and
+  fsynced, the server stopped; well within 10 s. Under systemd: ``READY=1``
+  once the server listens and the sources are started (a venue outage must not
+  fail the start), ``WATCHDOG=1`` from the loop.
+* No network: every source keeps retrying with backoff, logs why, and
+  ``/readyz`` says 503 with the reason per source; ``/metrics`` and ``/livez``
+  work.
+* ``--demo`` starts the fake venue (``venues/hyperliquid/fake.py``) in-process
+  on a freshly simulated cascade, played faster than real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from adlmon.bus.memory import MemoryBus
+from adlmon.config import Config, ConfigError, load_config, parse_config
+from adlmon.engine.engine import Engine
+from adlmon.engine.waves import Wave
+from adlmon.events import Fill, event_time_ms
+from adlmon.metrics import Metrics
+from adlmon.server import ServerState, server_url, start_server
+from adlmon.sdnotify import Notifier, watchdog_interval_s
+from adlmon.venues.hyperliquid.parse import VENUE
+from adlmon.venues.hyperliquid.rest import poll_winners
+from adlmon.venues.hyperliquid.ws import (
+    INFERRED_ADL_DIR, UNKNOWN_WINNER, HyperliquidFeeds, complete_inferred_fill,
+)
+
+log = logging.getLogger("adlmon.app")
+
+STOP_GRACE_S = 8.0  # everything after SIGTERM fits in this (systemd's TimeoutStopSec is larger)
+DEMO_SPEED = 5.0
+
+
+class VenueClock:
+    """The venue's current time (ms), estimated from the event stream.
+
+    ``now_ms()`` = latest event time + (wall time since it was seen) · rate −
+    ``slack_ms``, never below the latest event time; before any event, the wall
+    clock. ``rate`` > 1 follows a venue that plays faster than real time.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.monotonic, slack_ms: int = 250,
+                 rate: float = 1.0):
+        self.wall = wall
+        self.slack_ms = slack_ms
+        self.rate = rate
+        self.latest_ms: int | None = None
+        self._seen_at = 0.0
+
+    def observe(self, t_ms: int) -> None:
+        if self.latest_ms is None or t_ms > self.latest_ms:
+            self.latest_ms = t_ms
+            self._seen_at = self.wall()
+
+    def now_ms(self) -> int:
+        if self.latest_ms is None:
+            return int(time.time() * 1000)
+        ahead = (self.wall() - self._seen_at) * 1000.0 * self.rate - self.slack_ms
+        return self.latest_ms + max(0, int(ahead))
+
+
+def report_builder(cfg: Config) -> Callable[[Wave], dict]:
+    """Counterfactual(cfg.counterfactual).report when the module exists, else Wave.to_dict."""
+    try:
+        from adlmon.counterfactual import Counterfactual
+    except ImportError:
+        return lambda wave: wave.to_dict()
+    return Counterfactual(cfg.counterfactual).report
+
+
+class Daemon:
+    """One venue's live pipeline (module docstring). ``await start()``, ``await stop()``.
+
+    ``clock``: a :class:`VenueClock` (tests and the demo pass the fake venue's
+    clock instead). ``winner_polls``/``winner_poll_budget_s``: how many ADL'd
+    winners unknown to the ledger are read (``clearinghouseState``) after a
+    wave, and for how long at most, before its report is written.
+    """
+
+    def __init__(self, cfg: Config, *, clock: Any = None, tick_s: float = 0.1,
+                 metrics: Metrics | None = None, winner_polls: int = 50,
+                 winner_poll_budget_s: float = 0.3, env: dict | None = None, rng=None):
+        self.cfg = cfg
+        self.clock = clock or VenueClock()
+        self.tick_s = tick_s
+        self.metrics = metrics or Metrics.from_config(cfg)
+        self.state = ServerState(self.metrics, recent_waves=cfg.server.recent_waves,
+                                 horizons_ms=cfg.engine.horizons_ms,
+                                 mechanisms=cfg.counterfactual.mechanisms)
+        self.engine = Engine(VENUE, cfg.engine.gap_ms, cfg.engine.horizons_ms)
+        self.bus = MemoryBus(cfg.bus.queue_size)
+        self.build_report = report_builder(cfg)
+        self.winner_polls = winner_polls
+        self.winner_poll_budget_s = winner_poll_budget_s
+        self.notifier = Notifier(env)
+        self.watchdog_s = watchdog_interval_s(env)
+        self.feeds = HyperliquidFeeds(cfg.venues.hyperliquid, self.bus.publish, metrics=self.metrics,
+                                      now_ms=self.clock.now_ms, state_dir=cfg.engine.state_dir,
+                                      rng=rng)
+        self.waves_q: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        self.reports: list[dict] = []  # every report written since start (tests, demo)
+        self.report_latency_s: list[float] = []  # wave closed -> report written
+        self.wave_closed_at: dict[int, float] = {}
+        self._wavelog = None
+        self._runner = None
+        self._tasks: list[asyncio.Task] = []
+        self._engine_task: asyncio.Task | None = None
+        self._report_task: asyncio.Task | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------ start
+    async def start(self) -> None:
+        cfg = self.cfg
+        if cfg.wavelog.path:
+            path = Path(cfg.wavelog.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._wavelog = open(path, "ab")
+        self._runner = await start_server(cfg.server, self.state)
+        self.url = server_url(self._runner)
+        self._engine_task = asyncio.create_task(self._consume(), name="adlmon-engine")
+        self._report_task = asyncio.create_task(self._reports(), name="adlmon-reports")
+        self._tasks.append(asyncio.create_task(self._tick(), name="adlmon-tick"))
+        self._tasks.append(asyncio.create_task(self._status(), name="adlmon-status"))
+        if self.watchdog_s is not None:
+            self._tasks.append(asyncio.create_task(self.notifier.run_watchdog(self._healthy),
+                                                   name="adlmon-watchdog"))
+        if cfg.venues.hyperliquid.enabled:
+            await self.feeds.start()
+        self._update_sources()
+        self.state.started = True
+        self.notifier.ready(f"serving {self.url}; sources started")
+        log.info("adlmon running: %s (metrics %s/metrics, status page %s/)", self.url, self.url,
+                 self.url)
+
+    def _healthy(self) -> bool:
+        monitor = self.state.loop_monitor
+        return monitor is None or monitor.health()[0]
+
+    # ----------------------------------------------------------------- engine
+    async def _consume(self) -> None:
+        engine, clock = self.engine, self.clock
+        observe = getattr(clock, "observe", None)
+        async for batch in self.bus.consume():
+            for ev in batch:
+                if ev.__class__ is Fill and ev.dir == INFERRED_ADL_DIR:
+                    ev = complete_inferred_fill(ev, engine.ledger)
+                if observe is not None:
+                    observe(event_time_ms(ev))
+                done = engine.apply(ev)
+                if done:
+                    await self._closed(done)
+            await asyncio.sleep(0)  # a burst never starves the rest of the loop
+
+    async def _closed(self, waves: list[Wave]) -> None:
+        now = time.perf_counter()
+        for w in waves:
+            self.wave_closed_at[w.wave_id] = now
+            await self.waves_q.put(w)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            done = self.engine.tick(self.clock.now_ms())
+            if done:
+                await self._closed(done)
+
+    # ---------------------------------------------------------------- reports
+    async def _reports(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            wave = await self.waves_q.get()
+            if wave is None:
+                return
+            t0 = time.perf_counter()
+            try:
+                report = await loop.run_in_executor(None, self.build_report, wave)
+            except Exception:  # a mechanism bug must not stop the monitor
+                log.exception("wave %d: counterfactual failed; writing the wave without it",
+                              wave.wave_id)
+                report = wave.to_dict()
+            compute_s = time.perf_counter() - t0
+            await self._winner_state(wave, report)
+            self._write(report, compute_s)
+            closed = self.wave_closed_at.pop(wave.wave_id, None)
+            if closed is not None:
+                self.report_latency_s.append(time.perf_counter() - closed)
+
+    async def _winner_state(self, wave: Wave, report: dict) -> None:
+        """clearinghouseState of ADL'd winners the ledger lacks (bounded), into the
+        report (``winner_state``) and, as snapshots, into the ledger for later waves."""
+        feeds = self.feeds
+        if "vault_state" not in feeds.sources or self.winner_polls <= 0:
+            return
+        ledger = self.engine.ledger
+        unknown = [u for u in dict.fromkeys(wave.fills.user)
+                   if u != UNKNOWN_WINNER and not ledger.known(u)]
+        if not unknown:
+            return
+        snaps, records = await poll_winners(feeds.info, unknown, max_users=self.winner_polls,
+                                            budget_s=self.winner_poll_budget_s,
+                                            now_ms=self.clock.now_ms)
+        report["winner_state"] = {
+            "source": "clearinghouseState after the wave",
+            "unknown_to_ledger": len(unknown), "polled": len(records),
+            "pnl_capacity_usd": sum(r["pnl_capacity_usd"] for r in records),
+            "accounts": records,
+        }
+        if snaps:
+            await self.bus.publish(snaps)
+
+    def _write(self, report: dict, compute_s: float) -> None:
+        self.reports.append(report)
+        self.state.add_wave(report, compute_s=compute_s)
+        if self._wavelog is not None:
+            self._wavelog.write(orjson.dumps(report, default=str,
+                                             option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            self._wavelog.flush()
+        log.info("wave %s: %s..%s fills=%s needed=%.2f H0=%s deficit=%s", report.get("wave_id"),
+                 report.get("t_start_ms"), report.get("t_end_ms"), report.get("adl_fills"),
+                 report.get("needed_usd") or 0.0,
+                 (report.get("production_haircut_usd") or {}).get("0"), report.get("deficit_usd"))
+
+    # ----------------------------------------------------------------- status
+    async def _status(self) -> None:
+        while True:
+            self._update_sources()
+            self.metrics.observe_engine_stats(VENUE, self.engine.stats)
+            await asyncio.sleep(1.0)
+
+    def _update_sources(self) -> None:
+        for name, status in self.feeds.status().items():
+            self.state.update_source(name, **status)
+
+    # ------------------------------------------------------------------- stop
+    async def stop(self) -> None:
+        self.notifier.stopping("shutting down")
+        t_end = time.monotonic() + STOP_GRACE_S
+        await self.feeds.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bus.close()
+        if self._engine_task is not None:
+            try:
+                await asyncio.wait_for(self._engine_task, max(0.1, t_end - time.monotonic() - 3))
+            except asyncio.TimeoutError:
+                log.warning("shutdown: engine did not drain the bus in time; %d events dropped",
+                            self.bus.pending)
+                self._engine_task.cancel()
+        for w in self.engine.finish():
+            self.wave_closed_at[w.wave_id] = time.perf_counter()
+            self.waves_q.put_nowait(w)
+        self.waves_q.put_nowait(None)
+        if self._report_task is not None:
+            try:
+                await asyncio.wait_for(self._report_task, max(0.1, t_end - time.monotonic() - 1))
+            except asyncio.TimeoutError:
+                log.warning("shutdown: %d wave reports not written in time", self.waves_q.qsize())
+                self._report_task.cancel()
+        if self._wavelog is not None:
+            self._wavelog.flush()
+            os.fsync(self._wavelog.fileno())
+            self._wavelog.close()
+            self._wavelog = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+        log.info("adlmon stopped (%d waves reported)", len(self.reports))
+
+
+# ---------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help="config file (default: config.toml when present, else built-in defaults)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="override [server] listen")
+    parser.add_argument("--venue-url", metavar="WS_URL",
+                        help="override [venues.hyperliquid] ws_url (e.g. a fake venue)")
+    parser.add_argument("--info-url", metavar="HTTP_URL",
+                        help="override [venues.hyperliquid] info_url (default with --venue-url: "
+                             "the same host's /info)")
+    parser.add_argument("--demo", action="store_true",
+                        help="start a fake venue in-process on a freshly simulated cascade")
+    parser.add_argument("--demo-speed", type=float, default=DEMO_SPEED,
+                        help=f"demo playback speed, × real time (default {DEMO_SPEED})")
+
+
+def effective_config(args: argparse.Namespace) -> Config:
+    path = args.config
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    cfg = load_config(path)
+    hl = cfg.venues.hyperliquid
+    server = cfg.server
+    if args.listen:
+        parse_config({"server": {"listen": args.listen}}, "--listen")  # the config's own rule
+        server = dataclasses.replace(server, listen=args.listen)
+    if args.venue_url:
+        info = args.info_url or _info_for(args.venue_url)
+        hl = dataclasses.replace(hl, ws_url=args.venue_url, info_url=info)
+    elif args.info_url:
+        hl = dataclasses.replace(hl, info_url=args.info_url)
+    return dataclasses.replace(cfg, server=server,
+                               venues=dataclasses.replace(cfg.venues, hyperliquid=hl))
+
+
+def _info_for(ws_url: str) -> str:
+    scheme, _, rest = ws_url.partition("://")
+    host = rest.split("/", 1)[0]
+    return f"{'https' if scheme == 'wss' else 'http'}://{host}/info"
+
+
+def _setup_logging(cfg: Config) -> None:
+    level = getattr(logging, cfg.log.level.upper(), logging.INFO)
+    if cfg.log.format == "json":
+        class JsonFormatter(logging.Formatter):
+            def format(self, record):
+                return orjson.dumps({"time": record.created, "level": record.levelname.lower(),
+                                     "logger": record.name, "message": record.getMessage()}).decode()
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=level, handlers=[handler], force=True)
+    else:
+        logging.basicConfig(level=level, force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _demo_venue(speed: float):
+    from adlmon.sim import simulate
+    from adlmon.venues.hyperliquid.fake import FakeHyperliquid
+    out = Path(tempfile.mkdtemp(prefix="adlmon-demo-"))
+    result = simulate(out, seed=int(time.time()) % 1000, accounts=800, coins=3)
+    fake = await FakeHyperliquid(out, speed=speed, paused=True, lead_ms=2000).start()
+    log.info("demo: fake Hyperliquid on %s playing %s (%d fills, %d ADL fills, %d waves) at %.0fx",
+             fake.ws_url, out, result.fills, result.adl_fills, len(result.waves), speed)
+    return fake
+
+
+def demo_config(cfg: Config, fake) -> Config:
+    hl = dataclasses.replace(cfg.venues.hyperliquid, ws_url=fake.ws_url, info_url=fake.info_url,
+                             sources=("vault_fills", "vault_events", "vault_state", "trades"),
+                             coins=tuple(fake.coins), vaults=(), ping_interval_s=5.0,
+                             liveness_timeout_s=5.0, silence_budget_s=30.0,
+                             backoff_initial_s=0.2, backoff_max_s=2.0)
+    return dataclasses.replace(cfg, venues=dataclasses.replace(cfg.venues, hyperliquid=hl))
+
+
+async def run(cfg: Config, *, demo: bool = False, demo_speed: float = DEMO_SPEED,
+              stop: asyncio.Event | None = None) -> int:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    fake = None
+    clock = None
+    if demo:
+        fake = await _demo_venue(demo_speed)
+        cfg = demo_config(cfg, fake)
+        clock = VenueClock(rate=demo_speed)
+    daemon = Daemon(cfg, clock=clock)
+    try:
+        await daemon.start()
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        if fake is not None:
+            await fake.stop()
+        return 2
+    if fake is not None:
+        fake.resume()
+        print(f"adlmon demo: status page {daemon.url}/  metrics {daemon.url}/metrics  "
+              f"waves {daemon.url}/api/waves  (Ctrl-C to stop)", flush=True)
+    await stop.wait()
+    log.info("signal received, stopping")
+    try:
+        await asyncio.wait_for(daemon.stop(), STOP_GRACE_S + 1)
+    finally:
+        if fake is not None:
+            await fake.stop()
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = effective_config(args)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    _setup_logging(cfg)
+    return asyncio.run(run(cfg, demo=args.demo, demo_speed=args.demo_speed))
