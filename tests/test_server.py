@@ -18,7 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adlmon.config import ServerConfig
 from adlmon.metrics import Metrics
-from adlmon.server import ServerState, resolve_basic_auth, server_url, start_server, stop
+from adlmon.server import (
+    LoopMonitor, ServerState, resolve_basic_auth, server_url, start_server, stop,
+)
 
 LOCAL = ServerConfig(listen="127.0.0.1:0")
 
@@ -82,6 +84,27 @@ async def test_livez_is_ok_while_the_loop_is_responsive_and_fails_after_a_stall(
     assert status == 503
     assert b"stalled" in body
     assert state.metrics.registry.get_sample_value("adlmon_event_loop_lag_seconds") is not None
+
+
+def test_loop_monitor_fails_on_a_starved_loop_and_recovers_on_the_next_tick():
+    mon = LoopMonitor(interval_s=0.5, threshold_s=5.0)
+    mon.record(0.01, now=100.0)
+    assert mon.health(now=100.1)[0]
+    mon.record(6.0, now=106.5)
+    ok, detail = mon.health(now=106.6)
+    assert not ok and "stalled" in detail
+    mon.record(0.01, now=107.0)
+    assert mon.health(now=107.1)[0]  # one stall never holds by default
+    assert not mon.health(now=113.0)[0]  # no tick for > threshold + interval: wedged
+
+
+def test_loop_monitor_can_hold_a_stall_for_slow_probes():
+    mon = LoopMonitor(interval_s=0.5, threshold_s=5.0, hold_s=30.0)
+    mon.record(6.0, now=100.0)
+    mon.record(0.01, now=100.5)
+    assert not mon.health(now=101.0)[0]
+    mon.record(0.01, now=130.5)
+    assert mon.health(now=130.6)[0]
 
 
 async def test_readyz_turns_ready_when_started_and_a_source_is_healthy(served):
