@@ -33,7 +33,17 @@ The model (paper.md §1.1, venues.md §1.4):
   vault ends flat with equity ≥ 0 and px ≠ markPx. All ADL fills of one vault
   and step share one block and one timestamp;
 * funding (two settlements: longs pay shorts at a per-coin rate) and a few
-  deposits, in ``misc_events``.
+  deposits, in ``misc_events``;
+* fees: taker 4.5 bps (also the market-liquidated user), maker −0.2 bps
+  (rebate), backstop takeovers and ADL fills 0 (``"0.0"``, as the real ADL fill);
+* time: one block of background trades, liquidations and takeovers every
+  ``block_ms`` (each coin trades in the first block, so marks exist from the
+  start); funding at +block_ms/5; ADL blocks at +block_ms/2 (+10 ms for
+  Liquidator 2), so an ADL block never shares its timestamp with other fills
+  and "the loser's equity before the block" is unambiguous. Drops come in
+  gaps every 500 ms (gaps push accounts past maintenance to the backstop);
+  each drop is followed by ``quiet_ms`` (default 9 s) of rebound, so waves are
+  more than 5 s apart, and the first drop (4 s) gives a multi-second wave.
 
 Accounting is the contract's exactly: entry averaging on increase, realized
 PnL on the closed part, flips reopen at px, cash += closedPnl − fee, funding
@@ -84,12 +94,19 @@ Files written in ``out_dir`` (``.lz4`` = LZ4 frame, when ``lz4=True``):
     "totals": {...}, "files": {...}}``; each wave has the report fields of
     CONTRACT "Wave definitions" (``production_haircut_usd`` keyed by horizon
     ms as a string) plus ``loser_deficits_usd``.
+
+A fake venue can stream the files with :func:`iter_archive` (time order):
+each ``[user, WsFill]`` of a block is a ``userFills`` fill of ``user`` as is;
+a ``Funding`` delta is a ``userFundings`` entry with ``usdc`` =
+``funding_amount``; a ledger ``liquidation`` is a ``WsLiquidation``
+(``liquidated_account_value`` = ``accountValue``).
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import calendar
 import math
 import time as _time
 from dataclasses import dataclass, field
@@ -171,6 +188,36 @@ def open_lines(path: str | Path):
     else:
         with open(path, "rb") as fh:
             yield from fh
+
+
+def iter_archive(res: "SimResult"):
+    """The written fills and misc events merged in time order, as a fake venue
+    would stream them: ``(time_ms, "fills", block_line)`` and
+    ``(time_ms, "misc", misc_line)`` (decoded JSON; for ``misc_format="block"``
+    one misc line per block). At equal times fills come first (the order does
+    not matter: misc events at a fill block's time carry no cash or only
+    deposits)."""
+    import heapq
+
+    def fills():
+        for line in open_lines(res.fills_path):
+            b = orjson.loads(line)
+            yield b["events"][0][1]["time"], 0, "fills", b
+
+    def misc():
+        for line in open_lines(res.misc_path):
+            m = orjson.loads(line)
+            t = m["events"][0]["time"] if "events" in m else m["time"]
+            yield _iso_to_ms(t), 1, "misc", m
+
+    for t, _, kind, obj in heapq.merge(fills(), misc(), key=lambda x: (x[0], x[1])):
+        yield t, kind, obj
+
+
+def _iso_to_ms(text: str) -> int:
+    head, _, frac = text.partition(".")
+    sec = calendar.timegm(_time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
+    return sec * 1000 + int((frac + "000")[:3])
 
 
 class _Writer:
@@ -973,7 +1020,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vaults", type=int, default=d["vaults"], choices=(1, 2),
                         help="1 = HLP Liquidator, 2 = also Liquidator 2")
     parser.add_argument("--lz4", action="store_true", help="write fills and misc events as LZ4 frames")
-    parser.add_argument("--misc-format", default=d["misc_format"], choices=("block", "event"))
+    parser.add_argument("--misc-format", default=d["misc_format"], choices=("block", "event"),
+                        help="misc_events lines: one {time, hash, inner} per line, or node blocks")
+    parser.add_argument("--gap-ms", type=int, default=GAP_MS, help="wave gap of truth.json")
+    parser.add_argument("--horizons-ms", default=",".join(map(str, HORIZONS_MS)),
+                        help="production haircut horizons of truth.json (comma separated)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -982,7 +1033,10 @@ def main(args: argparse.Namespace) -> int:
                   vaults=args.vaults, lz4=args.lz4, misc_format=args.misc_format)
     t = _time.perf_counter()
     try:
-        res = simulate(args.out, **params)
+        horizons = tuple(int(x) for x in args.horizons_ms.split(",") if x.strip())
+        if not horizons or args.gap_ms <= 0 or min(horizons) < 0:
+            raise ValueError("--gap-ms must be > 0 and --horizons-ms non-negative integers")
+        res = simulate(args.out, gap_ms=args.gap_ms, horizons_ms=horizons, **params)
     except ValueError as exc:
         print(f"adlmon simulate: {exc}")
         return 2

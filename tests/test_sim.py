@@ -412,3 +412,24 @@ def test_num_round_trips_without_exponent_or_negative_zero():
     for x in (0.0, -0.0, 1e-7, 22.075, -28.53, 1.5e17, 0.1 + 0.2):
         s = sim.num(x)
         assert float(s) == x and "e" not in s and s != "-0.0"
+
+
+def test_iter_archive_streams_every_line_in_time_order(run):
+    items = list(sim.iter_archive(run))
+    times = [t for t, _, _ in items]
+    assert times == sorted(times)
+    n_fill_lines = sum(1 for _ in sim.open_lines(run.fills_path))
+    n_misc_lines = sum(1 for _ in sim.open_lines(run.misc_path))
+    assert sum(k == "fills" for _, k, _ in items) == n_fill_lines == run.blocks
+    assert sum(k == "misc" for _, k, _ in items) == n_misc_lines
+    for t, kind, obj in items:
+        assert t == (obj["events"][0][1]["time"] if kind == "fills" else iso_ms(obj["time"]))
+
+
+def test_truth_uses_the_gap_and_horizons_asked_for(tmp_path):
+    assert cli_main(["simulate", "--out", str(tmp_path), "--accounts", "1500", "--coins", "3",
+                     "--seed", "7", "--gap-ms", "60000", "--horizons-ms", "0,250"]) == 0
+    truth = orjson.loads((tmp_path / "truth.json").read_bytes())
+    assert truth["gap_ms"] == 60000 and truth["horizons_ms"] == [0, 250]
+    assert len(truth["waves"]) == 1  # a gap longer than the quiet between drops joins them
+    assert set(truth["waves"][0]["production_haircut_usd"]) == {"0", "250"}
