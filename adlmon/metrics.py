@@ -12,7 +12,8 @@ in ``_usd`` (every venue is converted to USD at ingest); counters end in
 
 - ``venue``: the venues adlmon knows (at most ``MAX_VENUES`` distinct values);
 - ``horizon``: the configured production-haircut horizons Δ, in ms, as strings;
-- ``mechanism``: the configured counterfactual mechanisms;
+- ``mechanism``: the configured counterfactual mechanisms (plus ``production`` on
+  the last-wave and policy-loss gauges);
 - ``channel``: the feed channels the collectors open (at most ``MAX_CHANNELS``);
 - ``reason``: reconnects use the fixed ``RECONNECT_REASONS``; parse errors use the
   parser's short reason (``ParseError.reason``), at most ``MAX_PARSE_REASONS``
@@ -61,6 +62,7 @@ RECONNECT_REASONS = (
     "connect_error", "server_restart", "other",
 )
 OTHER = "other"
+PRODUCTION = "production"  # the venue's own allocation, next to the mechanisms
 MAX_VENUES = 10
 MAX_CHANNELS = 16
 MAX_PARSE_REASONS = 16
@@ -151,14 +153,22 @@ FAMILIES: tuple[Family, ...] = (
        "Positive part of production haircut H(Δ) minus the optimal mechanism's haircut, "
        "summed over waves. Unit: USD."),
     _f("adlmon_adl_last_wave_mechanism_haircut_usd", "gauge", "mechanisms", M,
-       "Haircut of each mechanism at budget B (ex post) in the latest wave. Unit: USD."),
+       "Haircut of each mechanism at budget B (ex post), and production's, in the latest "
+       "wave. Unit: USD."),
     _f("adlmon_adl_last_wave_max_share_ratio", "gauge", "mechanisms", M,
-       "Largest haircut share max_i x_i/u_i of each mechanism in the latest wave. Unit: ratio."),
+       "Largest haircut share max_i x_i/u_i of each mechanism (and production) in the latest "
+       "wave. Unit: ratio."),
     _f("adlmon_adl_last_wave_mechanism_accounts", "gauge", "mechanisms", M,
-       "Accounts each mechanism touches in the latest wave. Unit: accounts."),
+       "Accounts each mechanism (and production) touches in the latest wave. Unit: accounts."),
     _f("adlmon_adl_last_wave_excess_vs_optimal_usd", "gauge", "mechanisms", H,
        "Production haircut H(Δ) minus the optimal mechanism's haircut in the latest wave "
        "(net). Unit: USD."),
+    _f("adlmon_adl_regret_bound_usd", "gauge", "mechanisms", V,
+       "Running severity regret bound sqrt((1+2P) * sum D_t^2) over the waves seen since "
+       "start (OL Prop. 1). Unit: USD."),
+    _f("adlmon_adl_policy_loss_usd", "gauge", "mechanisms", M,
+       "Cumulative per-round loss |H - B| + λ·B·|m - m_ref| of each policy since start "
+       "(OL eq. 23); mechanism=\"production\" is the venue's. Unit: USD."),
     _f("adlmon_adl_controller_theta_ratio", "gauge", "mechanisms", V,
        "Ex-ante severity θ_t published by the online controller after the latest wave "
        "(paper §3.7). Unit: ratio."),
@@ -438,16 +448,19 @@ class Metrics:
     def _observe_counterfactual(self, v: str, cf: Mapping[str, Any],
                                 production: Mapping[str, Any]) -> None:
         ch = self._child
+        # "production" (the venue's own allocation) joins the configured mechanisms on
+        # the last-wave gauges; its haircut is already counted per horizon above.
+        allowed = self._mechanism_set | {PRODUCTION}
         mechanisms = cf.get("mechanisms") or {}
         for name, m in (mechanisms.items() if isinstance(mechanisms, Mapping) else ()):
-            if name not in self._mechanism_set or not isinstance(m, Mapping):
+            if name not in allowed or not isinstance(m, Mapping):
                 continue
             ex_post = m.get("ex_post") if isinstance(m.get("ex_post"), Mapping) else m
             ex_ante = m.get("ex_ante") if isinstance(m.get("ex_ante"), Mapping) else {}
             total = _num(ex_post.get("total_usd"))
             if total is not None:
                 ch("adlmon_adl_last_wave_mechanism_haircut_usd", v, name).set(total)
-                if total > 0:
+                if total > 0 and name != PRODUCTION:
                     ch("adlmon_adl_optimal_haircut_usd_total", v, name).inc(total)
             share = _num(ex_post.get("max_share"))
             if share is not None:
@@ -456,7 +469,7 @@ class Metrics:
             if touched is not None:
                 ch("adlmon_adl_last_wave_mechanism_accounts", v, name).set(touched)
             ante = _num(ex_ante.get("total_usd"))
-            if ante is not None and ante > 0:
+            if ante is not None and ante > 0 and name != PRODUCTION:
                 ch("adlmon_adl_ex_ante_haircut_usd_total", v, name).inc(ante)
 
         excess = cf.get("excess_vs_optimal_usd")
@@ -477,14 +490,29 @@ class Metrics:
             if value > 0:
                 ch("adlmon_adl_excess_vs_optimal_usd_total", v, h).inc(value)
 
-        controller = cf.get("controller")
-        if isinstance(controller, Mapping):
-            theta = _num(controller.get("theta"))
-            if theta is not None:
-                ch("adlmon_adl_controller_theta_ratio", v).set(theta)
-            budget = _num(controller.get("budget_usd"))
-            if budget is not None:
-                ch("adlmon_adl_controller_budget_usd", v).set(budget)
+        # The ex-ante controller: {"controller": {"theta", "budget_usd"}} or the
+        # counterfactual's {"budget": {"theta_ex_ante", "ex_ante_usd", ...}}.
+        controller = cf.get("controller") if isinstance(cf.get("controller"), Mapping) else {}
+        budget = cf.get("budget") if isinstance(cf.get("budget"), Mapping) else {}
+        theta = _num(controller.get("theta"))
+        theta = theta if theta is not None else _num(budget.get("theta_ex_ante"))
+        if theta is not None:
+            ch("adlmon_adl_controller_theta_ratio", v).set(theta)
+        budget_usd = _num(controller.get("budget_usd"))
+        budget_usd = budget_usd if budget_usd is not None else _num(budget.get("ex_ante_usd"))
+        if budget_usd is not None:
+            ch("adlmon_adl_controller_budget_usd", v).set(budget_usd)
+
+        regret = cf.get("regret")
+        if isinstance(regret, Mapping) and regret.get("counted", True):
+            bound = _num(regret.get("bound_usd"))
+            if bound is not None:
+                ch("adlmon_adl_regret_bound_usd", v).set(bound)
+            losses = regret.get("cumulative_loss_usd")
+            for name, loss in (losses.items() if isinstance(losses, Mapping) else ()):
+                x = _num(loss)
+                if name in allowed and x is not None:
+                    ch("adlmon_adl_policy_loss_usd", v, name).set(x)
 
     # --- funds and shortfall ---
     def set_deficit(self, venue: str, usd: float) -> None:
@@ -647,7 +675,8 @@ def reference_markdown() -> str:
         "USD amounts end in `_usd`; ratios are 0..1 unless stated; no account or address "
         "labels. Label values: `venue` (venues adlmon knows, ≤ "
         f"{MAX_VENUES}), `horizon` (configured `[engine] horizons_ms`, ms as a string), "
-        "`mechanism` (configured `[counterfactual] mechanisms`), `channel` (feed channels, ≤ "
+        "`mechanism` (configured `[counterfactual] mechanisms`; the last-wave and policy-loss "
+        "gauges add `production`, the venue's own allocation), `channel` (feed channels, ≤ "
         f"{MAX_CHANNELS}), `pool` (≤ {MAX_POOLS}), `kind` ({', '.join(ENGINE_ANOMALIES)}), "
         f"`reason` (reconnects: {', '.join(RECONNECT_REASONS)}; parse errors: the parser's "
         f"reason, ≤ {MAX_PARSE_REASONS} values). Values past a cap become `other`.",

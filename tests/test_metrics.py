@@ -171,6 +171,38 @@ def test_counterfactual_mechanisms_and_controller_are_exported():
     assert value(m, "adlmon_adl_controller_budget_usd", **HL) == 800.0
 
 
+def test_counterfactual_budget_regret_and_production_as_the_counterfactual_writes_them():
+    m = Metrics()
+    cf = counterfactual()
+    del cf["controller"]
+    cf["budget"] = {"ex_post_usd": 1000.0, "ex_ante_usd": 640.0, "theta_ex_ante": 0.16,
+                    "controller": "ogd"}
+    cf["mechanisms"]["production"] = {"ex_post": {"total_usd": 1500.0, "max_share": 0.9,
+                                                  "accounts_touched": 5}, "ex_ante": None}
+    cf["regret"] = {"counted": True, "bound_usd": 989.8,
+                    "cumulative_loss_usd": {"production": 834.0, "capped_pro_rata": 9.0,
+                                            "not_configured": 1.0}}
+    m.observe_wave(wave_report(counterfactual=cf))
+    assert value(m, "adlmon_adl_controller_theta_ratio", **HL) == 0.16
+    assert value(m, "adlmon_adl_controller_budget_usd", **HL) == 640.0
+    assert value(m, "adlmon_adl_regret_bound_usd", **HL) == 989.8
+    prod = {"venue": "hyperliquid", "mechanism": "production"}
+    assert value(m, "adlmon_adl_policy_loss_usd", **prod) == 834.0
+    assert value(m, "adlmon_adl_policy_loss_usd", venue="hyperliquid",
+                 mechanism="not_configured") is None
+    # production sits next to the mechanisms on the last-wave gauges ...
+    assert value(m, "adlmon_adl_last_wave_max_share_ratio", **prod) == 0.9
+    assert value(m, "adlmon_adl_last_wave_mechanism_haircut_usd", **prod) == 1500.0
+    # ... but is never added to the mechanism counters (it is counted per horizon)
+    assert value(m, "adlmon_adl_optimal_haircut_usd_total", **prod) is None
+
+
+def test_regret_not_counted_leaves_the_gauges_alone():
+    m = Metrics()
+    m.observe_wave(wave_report(counterfactual=counterfactual(regret={"counted": False})))
+    assert value(m, "adlmon_adl_regret_bound_usd", **HL) is None
+
+
 def test_excess_vs_optimal_is_derived_from_the_optimal_mechanism_when_absent():
     m = Metrics()
     m.observe_wave(wave_report(counterfactual=counterfactual(optimal_total=1200.0)))

@@ -1,6 +1,7 @@
 """Acceptance (issue 4): the real aiohttp server on 127.0.0.1, a simulated cascade
-replayed through it, and over HTTP: the counters equal the replay's totals,
-/readyz turns ready, /api/waves returns the waves."""
+replayed through it (with the counterfactual as the report builder, as the daemon
+runs it), and over HTTP: the counters equal the replay's totals and the reports'
+mechanism sums, /readyz turns ready, /api/waves returns the waves."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adlmon import sim
 from adlmon.config import ServerConfig
+from adlmon.counterfactual import Counterfactual
 from adlmon.metrics import Metrics
 from adlmon.replay import replay_files
 from adlmon.server import ServerState, server_url, start_server, stop
@@ -41,7 +43,8 @@ async def test_replayed_cascade_is_served_over_http(cascade):
             # server keeps answering meanwhile.
             result = await asyncio.to_thread(
                 replay_files, cascade.paths, 5000, HORIZONS,
-                lambda wave, report: state.add_wave(report))
+                lambda wave, report: state.add_wave(report),
+                report_builder=Counterfactual().report)
             state.replay_done = True
             totals = result.totals
             assert totals["waves"] >= 2, "the cascade should have several ADL waves"
@@ -70,7 +73,28 @@ async def test_replayed_cascade_is_served_over_http(cascade):
                     totals["production_haircut_usd"][h])
                 assert samples[("adlmon_adl_excess_haircut_usd_total", key)] == pytest.approx(
                     totals["excess_haircut_positive_usd"][h])
+            # the counterfactual: each mechanism's ex-post haircut summed over the waves
+            mechanisms = Metrics().mechanisms
+            for name in mechanisms:
+                expected = sum(r["counterfactual"]["mechanisms"][name]["ex_post"]["total_usd"]
+                               for r in result.reports)
+                key = (("mechanism", name), ("venue", "hyperliquid"))
+                assert samples[("adlmon_adl_optimal_haircut_usd_total", key)] == \
+                    pytest.approx(expected), name
+            for h in map(str, HORIZONS):
+                expected = sum(max(0.0, r["counterfactual"]["excess_vs_optimal_usd"][h])
+                               for r in result.reports)
+                key = (("horizon", h), ("venue", "hyperliquid"))
+                assert samples[("adlmon_adl_excess_vs_optimal_usd_total", key)] == \
+                    pytest.approx(expected)
             last = result.reports[-1]
+            regret = last["counterfactual"]["regret"]
+            assert regret["counted"], "the cascade's last wave has a known deficit"
+            assert samples[("adlmon_adl_regret_bound_usd", hl)] == \
+                pytest.approx(regret["bound_usd"])
+            key = (("mechanism", "production"), ("venue", "hyperliquid"))
+            assert samples[("adlmon_adl_policy_loss_usd", key)] == pytest.approx(
+                regret["cumulative_loss_usd"]["production"])
             assert samples[("adlmon_adl_last_wave_end_timestamp_seconds", hl)] == \
                 last["t_end_ms"] / 1000
 
