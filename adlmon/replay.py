@@ -23,6 +23,7 @@ for ``--metrics-out``.
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import sys
 import time
@@ -246,6 +247,9 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
                 inp.fills += 1
                 yield row[6], _ROWS, [row]
                 continue
+            if kind == parse.NODE_FILLS_BY_BLOCK:  # "events" that is not a list
+                parse.block_fill_rows(obj, venue)
+                continue
             if kind == parse.MISC_EVENTS_BY_BLOCK:
                 evs = parse.misc_block_events(obj, venue, errs)
                 if errs:
@@ -322,6 +326,11 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
 
     apply_rows = engine_.apply_fill_rows
     apply = engine_.apply
+    # Every fill row is a short-lived tuple; with the default gen-0 threshold (700)
+    # the collector runs every few hundred fills and costs ~20% of the replay.
+    # Nothing here builds reference cycles per line, so collect less often.
+    gc_threshold = gc.get_threshold()
+    gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
     try:
         for _t, is_rows, payload in stream:
             if is_rows:
@@ -335,6 +344,7 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
             if done:
                 emit(done)
     finally:
+        gc.set_threshold(*gc_threshold)
         bar.close()
     emit(engine_.finish())
     stats = engine_.stats

@@ -149,13 +149,15 @@ class Ledger:
         books = self._books
         fill_marks = self._fill_marks
         empty = self.new_accounts_empty
+        buy = BUY
         for _v, coin, user, side, px, sz, _t, start, _k, pnl, fee, _i, _h, _l, _d in rows:
-            acct = accounts.get(user)
-            if acct is None:
+            try:
+                acct = accounts[user]
+            except KeyError:
                 acct = accounts[user] = Account(empty)
             acct.cash += pnl - fee
             fill_marks[coin] = px
-            d = sz if side == BUY else -sz
+            d = sz if side == buy else -sz
             positions = acct.positions
             pos = positions.get(coin)
             if pos is None:

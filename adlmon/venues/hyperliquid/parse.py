@@ -209,25 +209,34 @@ def fill_rows(pairs: Iterable, venue: str = VENUE, errors: list | None = None) -
     append = rows.append
     sides = _SIDES
     dir_kind = _DIR_KIND
-    for i, pair in enumerate(pairs):
+    n_errors = 0
+    for pair in pairs:
         try:
             user, f = pair
             # Hot path: every venue number is a string; float() raises on garbage,
             # and the sum of (x - x) is 0.0 only when every value is finite.
-            px = float(f["px"])
-            sz = float(f["sz"])
-            start = float(f["startPosition"])
-            pnl = float(f["closedPnl"])
-            fee = float(f["fee"])
+            # (JSON numbers and booleans take the precise path: float(True) is 1.0.)
+            p_ = f["px"]
+            s_ = f["sz"]
+            a_ = f["startPosition"]
+            c_ = f["closedPnl"]
+            e_ = f["fee"]
+            px = float(p_)
+            sz = float(s_)
+            start = float(a_)
+            pnl = float(c_)
+            fee = float(e_)
             t = f["time"]
-            d = f["dir"]
-            side = sides[f["side"]]
             coin = f["coin"]
-            lq = f.get("liquidation")
+            tid = f["tid"]
             if ((px - px) + (sz - sz) + (start - start) + (pnl - pnl) + (fee - fee) != 0.0
-                    or t.__class__ is not int or sz <= 0.0 or px <= 0.0
-                    or coin.__class__ is not str or user.__class__ is not str or not user):
+                    or p_.__class__ is not str or s_.__class__ is not str or a_.__class__ is not str
+                    or c_.__class__ is not str or e_.__class__ is not str
+                    or t.__class__ is not int or tid.__class__ is not int or sz <= 0.0 or px <= 0.0
+                    or coin.__class__ is not str or user.__class__ is not str):
                 raise ValueError  # rare: let the precise path say what is wrong
+            d = f["dir"]
+            lq = f.get("liquidation")
             if lq is None:
                 if "liquidationMarkPx" in f:
                     raise ValueError  # early-2024 shape, handled by the precise path
@@ -237,23 +246,23 @@ def fill_rows(pairs: Iterable, venue: str = VENUE, errors: list | None = None) -
                     kind = _classify(d, user, None)
             else:
                 mark = float(lq["markPx"])
-                if mark - mark != 0.0:
-                    raise ValueError
                 lu = lq.get("liquidatedUser")
-                liq = Liquidation(lu if lu.__class__ is str else None, mark, lq.get("method") or "")
+                if mark - mark != 0.0 or (lu is not None and lu.__class__ is not str):
+                    raise ValueError
+                liq = Liquidation(lu, mark, lq.get("method") or "")
                 kind = dir_kind.get(d)
                 if kind is None:
                     kind = _classify(d, user, liq)
-            tid = f.get("tid", 0)
-            append((venue, coin, user, side, px, sz, t, start, kind, pnl, fee,
-                    tid if tid.__class__ is int else 0, f.get("hash") or "", liq, d))
+            append((venue, coin, user, sides[f["side"]], px, sz, t, start, kind, pnl, fee,
+                    tid, f["hash"], liq, d))
         except Exception:  # noqa: BLE001 - re-parsed precisely below
             try:
                 append(_fill_row_checked(*_pair(pair), venue))
             except ParseError as exc:
                 if errors is None:
                     raise
-                errors.append((i, exc))
+                errors.append((len(rows) + n_errors, exc))
+                n_errors += 1
     return rows
 
 
@@ -266,8 +275,10 @@ def _pair(pair: Any) -> tuple[Any, Any]:
 def block_fill_rows(obj: dict, venue: str = VENUE, errors: list | None = None) -> list[tuple]:
     """One decoded ``node_fills_by_block`` line -> fill rows."""
     events = obj.get("events") if isinstance(obj, dict) else None
-    if not isinstance(events, list):
+    if events is None:
         raise ParseError("missing_field", "node_fills_by_block line: 'events' is missing")
+    if not isinstance(events, list):
+        raise ParseError("bad_value", f"node_fills_by_block line: 'events' is {type(events).__name__}, not a list")
     return fill_rows(events, venue, errors)
 
 
