@@ -83,12 +83,21 @@ def parse_account_values(obj: Any) -> dict[str, float]:
         return out
     out = {}
     for i, rec in enumerate(_records(obj, ACCOUNT_VALUES_PREFIX)):
-        if not isinstance(rec, dict) or not rec.get("user"):
-            raise ParseError("missing_field", f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'user' is missing")
-        v = rec.get("account_value", rec.get("accountValue"))
-        if v is None:
-            raise ParseError("missing_field", f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'account_value' is missing")
-        out[rec["user"]] = number(v, f"{ACCOUNT_VALUES_PREFIX}[{i}].account_value")
+        try:
+            user = rec["user"]
+            v = rec["account_value"]
+            x = float(v)
+            if x - x != 0.0 or v.__class__ is bool or user.__class__ is not str or not user:
+                raise ValueError
+        except Exception:  # noqa: BLE001 - the lenient path says what is wrong
+            if not isinstance(rec, dict) or not rec.get("user"):
+                raise ParseError("missing_field", f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'user' is missing") from None
+            v = rec.get("account_value", rec.get("accountValue"))
+            if v is None:
+                raise ParseError("missing_field",
+                                 f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'account_value' is missing") from None
+            user, x = rec["user"], number(v, f"{ACCOUNT_VALUES_PREFIX}[{i}].account_value")
+        out[user] = x
     return out
 
 
@@ -111,6 +120,30 @@ def _markets(obj: Any) -> Iterable[tuple[str, list]]:
 _SHORT = frozenset({"short", "s", "a", "sell"})
 
 
+def _position(p: Any, coin: str, where: str) -> tuple[str, PositionSnapshot | None, float | None]:
+    """One position record, leniently: (user, position or None when flat, account value)."""
+    if not isinstance(p, dict) or not p.get("user"):
+        raise ParseError("missing_field", f"{where}: 'user' is missing")
+    raw_size = p.get("size", p.get("szi"))
+    if raw_size is None:
+        raise ParseError("missing_field", f"{where}: 'size' is missing")
+    size = number(raw_size, f"{where}.size")
+    side = str(p.get("side", "")).lower()
+    if side and size > 0 and side in _SHORT:
+        size = -size
+    av = p.get("account_value")
+    av = number(av, f"{where}.account_value") if av is not None else None
+    if size == 0.0:
+        return p["user"], None, av
+    entry_raw = p.get("entry_price", p.get("entryPx"))
+    if entry_raw is None:
+        raise ParseError("missing_field", f"{where}: 'entry_price' is missing")
+    entry = number(entry_raw, f"{where}.entry_price")
+    notional = p.get("notional_size", p.get("notional", p.get("positionValue")))
+    mark = abs(number(notional, f"{where}.notional_size") / size) if notional is not None else None
+    return p["user"], PositionSnapshot(coin, size, entry, mark), av
+
+
 def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot]], dict[str, float]]:
     """Decoded positions-by-market snapshot -> ({user: positions}, {user: account_value})."""
     positions: dict[str, list[PositionSnapshot]] = {}
@@ -118,41 +151,42 @@ def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot
     for market, plist in _markets(obj):
         coin = _coin(str(market))
         for j, p in enumerate(plist):
-            where = f"{POSITIONS_PREFIX}[{market}][{j}]"
-            if not isinstance(p, dict) or not p.get("user"):
-                raise ParseError("missing_field", f"{where}: 'user' is missing")
-            raw_size = p.get("size", p.get("szi"))
-            if raw_size is None:
-                raise ParseError("missing_field", f"{where}: 'size' is missing")
-            size = number(raw_size, f"{where}.size")
-            side = str(p.get("side", "")).lower()
-            if side and size > 0 and side in _SHORT:
-                size = -size
-            if size == 0.0:
-                continue
-            entry_raw = p.get("entry_price", p.get("entryPx"))
-            if entry_raw is None:
-                raise ParseError("missing_field", f"{where}: 'entry_price' is missing")
-            entry = number(entry_raw, f"{where}.entry_price")
-            notional = p.get("notional_size", p.get("notional", p.get("positionValue")))
-            mark = abs(number(notional, f"{where}.notional_size") / size) if notional is not None else None
-            positions.setdefault(p["user"], []).append(PositionSnapshot(coin, size, entry, mark))
-            av = p.get("account_value")
-            if av is not None:
-                values.setdefault(p["user"], number(av, f"{where}.account_value"))
+            try:
+                # Fast path (437k accounts on 10 Oct): the documented keys, plain numbers.
+                user = p["user"]
+                rs, re_, rn, ra = p["size"], p["entry_price"], p["notional_size"], p["account_value"]
+                size, entry, notional, av = float(rs), float(re_), float(rn), float(ra)
+                if ((size - size) + (entry - entry) + (notional - notional) + (av - av) != 0.0
+                        or user.__class__ is not str or not user or size == 0.0 or "side" in p
+                        or rs.__class__ is bool or re_.__class__ is bool or rn.__class__ is bool
+                        or ra.__class__ is bool):
+                    raise ValueError
+                pos = PositionSnapshot(coin, size, entry, abs(notional / size))
+            except Exception:  # noqa: BLE001 - the lenient path says what is wrong
+                user, pos, av = _position(p, coin, f"{POSITIONS_PREFIX}[{market}][{j}]")
+            if pos is not None:
+                plist_ = positions.get(user)
+                if plist_ is None:
+                    positions[user] = [pos]
+                else:
+                    plist_.append(pos)
+            if av is not None and user not in values:
+                values[user] = av
     return positions, values
 
 
 def snapshot_events(account_values: dict[str, float], positions: dict[str, list[PositionSnapshot]],
                     time_ms: int, venue: str = VENUE,
                     position_values: dict[str, float] | None = None) -> list[AccountSnapshot]:
-    """Join both files into one AccountSnapshot per account (sorted by user)."""
+    """Join both files into one AccountSnapshot per account (account-value file order,
+    then accounts found only in the positions file)."""
     position_values = position_values or {}
-    users = set(account_values) | set(positions)
     out = []
-    for user in sorted(users):
-        av = account_values.get(user, position_values.get(user))
+    for user, av in account_values.items():
         out.append(AccountSnapshot(venue, user, av, tuple(positions.get(user, ())), time_ms))
+    for user, plist in positions.items():
+        if user not in account_values:
+            out.append(AccountSnapshot(venue, user, position_values.get(user), tuple(plist), time_ms))
     return out
 
 
