@@ -281,6 +281,9 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     Snapshot files may be among ``paths`` (recognised by name) or in
     ``snapshot_paths``. ``on_wave(wave, report)`` is called as each wave is
     emitted, ``report`` = ``report_builder(wave)`` (default ``Wave.to_dict``).
+    ``engine``: replay into this Engine (to inspect its ledger afterwards);
+    by default a new one, whose ledger treats accounts absent from a loaded
+    account-value snapshot as new (known from zero).
     """
     build = report_builder or default_report_builder
     horizons = tuple(int(h) for h in horizons_ms)

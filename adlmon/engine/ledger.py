@@ -183,10 +183,10 @@ class Ledger:
             else:
                 s = pos.size
                 entry = pos.entry
-                if s != start:
+                if s != start:  # usually float dust of s + d against the venue's decimal
                     diff = s - start
-                    if diff > _ABS_TOL + _REL_TOL * (abs(s) + abs(start)) or \
-                            -diff > _ABS_TOL + _REL_TOL * (abs(s) + abs(start)):
+                    tol = _ABS_TOL + _REL_TOL * (start if start > 0.0 else -start)
+                    if diff > tol or diff < -tol:
                         self.divergences += 1
                         if start == 0.0 or (start > 0.0) != (s > 0.0):
                             entry = _inferred_entry(start, d, px, pnl, sz)
