@@ -229,6 +229,7 @@ def main() -> int:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     rate = {k: n / v for k, v in best.items()}
+    misc_events = result.stats.get("fundings", 0) + result.stats.get("ledger_updates", 0)
     loads_only = best["ceiling"] - best["read"]
     ratio = best["ceiling"] / best["replay"]
     ratio_loads = loads_only / best["replay"]
@@ -269,7 +270,9 @@ Replay / ceiling = **{ratio:.1%}** (target ≥ 25%: {verdict} it); replay / bare
 
 One ADL block as on 10 Oct 2025 21:16:04.831 (11,279 ADL fills and the loser's 11,279 sides, one loser, 60,000 snapshot accounts, eligible-winner capture included): {burst_s * 1000:.0f} ms in the engine.
 
-What made the difference: fills become plain tuples in `Fill` field order (a frozen `Fill` costs ~1.3 µs to build, about the price of `orjson.loads` per fill), the ledger applies rows in one loop, finiteness of all five numbers is one float check, and the replay raises the GC gen-0 threshold while it runs (short-lived row tuples otherwise trigger a collection every few hundred fills, ~20% of the time).
+Where a fill's {best['replay'] / n * 1e6:.2f} µs go: reading {best['read'] / n * 1e6:.2f}, `orjson.loads` {loads_only / n * 1e6:.2f}, building the row {(best['parse'] - best['ceiling']) / n * 1e6:.2f}, and {(best['replay'] - best['parse']) / n * 1e6:.2f} for the engine (ledger loop ~1.1, waves, block grouping) plus the snapshot and {misc_events:,} misc events spread over the fills. Against bare `orjson.loads` alone, without the reading every replay has to do, the replay stays under 25% ({ratio_loads:.1%}): the row builder (five `float()`s, a dozen dict lookups, one tuple) and the ledger loop are each already about one `orjson.loads` per fill, and both are at CPython's floor for this work without a compiled extension.
+
+What made the difference: fills become plain tuples in `Fill` field order (a frozen `Fill` costs ~1.3 µs to build, about the price of `orjson.loads` per fill), the ledger applies rows in one loop, finiteness of all five numbers is one float check, and the replay raises the GC gen-0 threshold while it runs (short-lived row tuples otherwise trigger a collection every few hundred fills; that was ~20% of the replay).
 """
     if not args.no_write:
         write_section(text, ROOT / "BENCHMARKS.md")
