@@ -41,7 +41,7 @@ def _check_lot(lot) -> float:
 def _lots_needed(budget: float, usd_per_lot: float) -> float:
     """ceil(B / d) lots, ignoring float noise of a ratio that is an integer in exact arithmetic."""
     ratio = budget / usd_per_lot
-    return float(np.ceil(ratio - _GRID_SLACK * max(1.0, ratio)))
+    return float(np.ceil(ratio * (1.0 - 1e-12)))
 
 
 def allocate_contract_pro_rata(q, gap_per_contract, budget, *, lot=1.0) -> ContractAllocation:
@@ -196,14 +196,17 @@ class _Problem:
         Largest lots first; within one lot size, from the most burdened accounts.
         """
         k = k.copy()
-        excess = self.total(k) - budget
+        total = self.total(k)
+        excess = total - budget
         if excess <= 0.0:
             return k
         ax = self.account_x(k)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(self.u > 0.0, ax / self.u, 0.0)[self.owner]
         for dv in np.unique(self.d[k > 0.0])[::-1]:
-            r = np.floor(excess / dv * (1.0 + 1e-12))
+            r = np.floor(excess / dv)
+            if total - r * dv < budget:  # the difference or the quotient rounded up
+                r -= 1.0
             if r < 1.0:
                 continue
             idx = np.flatnonzero((self.d == dv) & (k > 0.0))
@@ -211,7 +214,8 @@ class _Problem:
             before = np.concatenate(([0.0], np.cumsum(k[idx])[:-1]))
             drop = np.clip(r - before, 0.0, k[idx])
             k[idx] -= drop
-            excess -= float(drop.sum()) * dv
+            total = self.total(k)
+            excess = total - budget
         return k
 
     def lp_bound(self, budget: float) -> float:
@@ -234,7 +238,8 @@ def _pass_mip(h, highspy, pb: _Problem, cols: np.ndarray, budget: float, objecti
     """Build the MIP with CSC arrays (no per-variable Python calls).
 
     Columns: k_j for j in ``cols`` (integer, [0, kmax_j]), then z (continuous, [0, 1]).
-    Row 0: sum_j (d_j / B) k_j >= 1 (budget, scaled). Rows 1..: for each account with a column,
+    Row 0: sum_j (d_j / B) k_j >= 1 (budget, scaled); when B is at most the smallest lot this is
+    the equivalent, well-scaled sum_j k_j >= 1. Rows 1..: for each account with a column,
     sum_{j of i} (d_j / u_i) k_j - z <= 0.
     objective "min_z": minimise z; "capacity": maximise sum d_j k_j with z fixed to 1 and no
     budget row bound.
@@ -252,7 +257,7 @@ def _pass_mip(h, highspy, pb: _Problem, cols: np.ndarray, budget: float, objecti
     value = np.empty(2 * m + n_acc)
     index[0 : 2 * m : 2] = 0
     index[1 : 2 * m : 2] = 1 + acc_row
-    value[0 : 2 * m : 2] = d / budget if budget > 0.0 else d
+    value[0 : 2 * m : 2] = 1.0 if budget <= float(d.min()) else d / budget
     value[1 : 2 * m : 2] = d / ucol
     index[2 * m :] = 1 + np.arange(n_acc, dtype=np.int32)
     value[2 * m :] = -1.0
@@ -423,7 +428,7 @@ def allocate_min_max_integer(
         if remaining > 1e-3:
             h.changeColBounds(cols.size, 0.0, z1 * (1.0 + 1e-9))
             h.changeColsCost(cols.size + 1, np.arange(cols.size + 1, dtype=np.int32),
-                             np.concatenate((pb.d[cols] / target, [0.0])))
+                             np.concatenate((pb.d[cols] / float(pb.d[cols].max()), [0.0])))
             h.setOptionValue("time_limit", remaining)
             _set_start(h, highspy, np.concatenate((k_mip[cols], [z1])))
             h.run()

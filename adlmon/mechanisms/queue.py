@@ -63,7 +63,8 @@ def allocate_queue(u, budget, score, beta=None) -> Allocation:
     capacity = float(cap.sum())
     if u.size == 0:
         return Allocation(np.zeros(0), b, 0.0, is_feasible(b, 0.0))
-    x = _greedy_prefix(cap, min(b, capacity), _queue_order(s))
+    # At or over capacity everyone is at cap (exactly, not via a rounded prefix sum).
+    x = cap.copy() if b >= capacity else _greedy_prefix(cap, b, _queue_order(s))
     return Allocation(x, b, capacity, is_feasible(b, capacity))
 
 
@@ -96,7 +97,7 @@ def allocate_contract_queue(q, gap_per_contract, contracts_needed, score, *, lot
         lot = 1.0
         size, need_units = q, need
     total = float(size.sum())
-    closed = _greedy_prefix(size, min(need_units, total), _queue_order(s)) if q.size else np.zeros(0)
+    closed = size.copy() if need_units >= total else _greedy_prefix(size, need_units, _queue_order(s))
     contracts = closed * lot
     x = contracts * gap
     uniform_gap = bool(q.size == 0 or np.all(gap == gap[0]))
