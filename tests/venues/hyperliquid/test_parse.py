@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -68,7 +69,7 @@ def test_rows_are_fill_fields_in_order():
     rows = parse.block_fill_rows(obj)
     fill = parse.parse_node_fills_by_block((FIXTURES / "adl_block_758800641.jsonl").read_bytes())[0]
     assert Fill(*rows[0]) == fill
-    assert parse.ROW_FIELDS[parse.ROW_FIELDS.index("px")] == "px"
+    assert parse.ROW_FIELDS == tuple(f.name for f in dataclasses.fields(Fill))
 
 
 # ----------------------------------------------------------------------------- classification
