@@ -252,7 +252,7 @@ class Counterfactual:
         losses = [(-e) for e in wave.loser_min_equity.values() if e is not None and e < 0]
         max_loss = max(losses) if losses else None
 
-        start = mech.WaveStart(deficit_usd=getattr(wave, "deficit_at_start_usd", None),
+        start = mech.WaveStart(deficit_usd=wave.deficit_at_start_usd,
                                max_capacity_usd=float(w.u.max()) if len(w) else 0.0,
                                total_capacity_usd=float(w.u.sum()))
         theta_ante, budget_ante = self.controller.budget(start)

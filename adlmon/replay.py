@@ -458,9 +458,11 @@ def _horizons(text: str) -> tuple[int, ...]:
 
 
 def report_builder_for(cfg) -> ReportBuilder:
-    """The wave -> report function of ``adlmon replay``. The counterfactual
-    (``adlmon/counterfactual.py``) plugs in here; until then: ``Wave.to_dict``."""
-    return default_report_builder
+    """The wave -> report function of ``adlmon replay``: the counterfactual of
+    ``[counterfactual]`` (stateful across waves, so one per replay)."""
+    from adlmon.counterfactual import Counterfactual
+
+    return Counterfactual(cfg.counterfactual).report
 
 
 def main(args: argparse.Namespace) -> int:

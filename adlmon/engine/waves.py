@@ -100,6 +100,7 @@ class Wave:
     loser_users: tuple[str, ...] = ()
     loser_min_equity: dict[str, float | None] = field(default_factory=dict, repr=False)
     horizon_marks: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    deficit_at_start_usd: float | None = None  # D at the first ADL block: ex-ante information
 
     def to_dict(self) -> dict[str, Any]:
         """The report fields (CONTRACT "Report"); horizon maps keyed by str(ms)."""
@@ -138,7 +139,7 @@ class _Building:
                  "start", "pnl", "liq_user", "time", "tid", "user_index", "user_idx",
                  "coin_index", "coin_idx", "eligible", "loser_min", "unknown_losers",
                  "missing_loser", "closed_by", "marks", "status", "deficit", "increment",
-                 "source")
+                 "source", "deficit_at_start")
 
     def __init__(self, wave_id: int, t: int):
         self.wave_id = wave_id
@@ -159,6 +160,7 @@ class _Building:
         self.deficit: float | None = None
         self.increment: float | None = None
         self.source = SOURCE_LEDGER
+        self.deficit_at_start: float | None = None
 
 
 class WaveTracker:
@@ -205,7 +207,8 @@ class WaveTracker:
         """ADL fill rows of the block at ``t``, before the ledger applies it."""
         ledger = self.ledger
         w = self._open
-        if w is None:
+        first_block = w is None
+        if first_block:
             w = self._open = _Building(self._next_id, t)
             self._next_id += 1
         elif t > w.t_end:
@@ -241,6 +244,9 @@ class WaveTracker:
                     w.loser_min[lu] = float(eq)
             else:
                 w.unknown_losers.add(lu)
+        if first_block and not w.unknown_losers and not w.missing_loser:
+            # What an ex-ante controller may know: the losers' hole at the wave's first block.
+            w.deficit_at_start = float(sum(max(-e, 0.0) for e in w.loser_min.values()))
         # Columns.
         user_index = w.user_index
         coin_index = w.coin_index
@@ -374,4 +380,5 @@ class WaveTracker:
             fills=fills, eligible=dict(w.eligible), loser_users=tuple(losers),
             loser_min_equity={lu: w.loser_min.get(lu) for lu in losers},
             horizon_marks={h: dict(w.marks[h]) for h in self.horizons_ms},
+            deficit_at_start_usd=w.deficit_at_start,
         )
