@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
@@ -92,6 +93,9 @@ class Adapter(Protocol):
 
     def parse(self, channel: str, obj: Any) -> list[Event]:
         """Pure: one decoded data frame -> events. Raises ParseError (or anything) on bad input."""
+
+    # Optional: ``on_connection(up) -> list[Event]``, called when the session is
+    # subscribed (True) and when it ends (False); events returned are published.
 
 
 class FeedMetrics(Protocol):
@@ -156,7 +160,7 @@ class WsSession:
         self.reconnects: dict[str, int] = {}
         self.last_reason: str | None = None
         self.last_error: str = ""
-        self.delays: list[float] = []  # every backoff delay waited, in order (bounded)
+        self.history: deque[tuple[str, float]] = deque(maxlen=1000)  # (reason, delay waited)
         self.next_retry_at: float | None = None
         self.messages: dict[str, int] = {}
         self.parse_errors: dict[str, int] = {}
@@ -170,6 +174,10 @@ class WsSession:
         self._publishing = False
         self._http: aiohttp.ClientSession | None = None
 
+    @property
+    def delays(self) -> list[float]:
+        return [d for _r, d in self.history]
+
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
         """Connect, read and reconnect forever; returns only by cancellation."""
@@ -178,8 +186,7 @@ class WsSession:
                 reason, retry_after, detail = await self._one_connection()
                 self._down(reason, detail)
                 delay = self.backoff.next_delay(retry_after)
-                self.delays.append(delay)
-                del self.delays[:-1000]
+                self.history.append((reason, delay))
                 self.next_retry_at = self.clock() + delay
                 log.warning("%s: reconnecting in %.2fs (reason %s%s)", self.name, delay, reason,
                             f": {detail}" if detail else "")
@@ -194,17 +201,19 @@ class WsSession:
 
     def _down(self, reason: str, detail: str) -> None:
         if self.connected:
-            self._set_connected(False)
+            self._set_connected(False)  # a down hook releases nothing
         self.reconnects[reason] = self.reconnects.get(reason, 0) + 1
         self.last_reason = reason
         self.last_error = detail
         for ch in self.adapter.channels:
             self.metrics.reconnect(self.venue, ch.name, reason)
 
-    def _set_connected(self, up: bool) -> None:
+    def _set_connected(self, up: bool) -> list[Event]:
         self.connected = up
         for ch in self.adapter.channels:
             self.metrics.connected(self.venue, ch.name, up)
+        hook = getattr(self.adapter, "on_connection", None)
+        return (hook(up) or []) if hook is not None else []
 
     async def _one_connection(self) -> tuple[str, float | None, str]:
         if self._http is None:
@@ -248,7 +257,9 @@ class WsSession:
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             return "abnormal_1006", None, f"subscribe failed: {exc}"
         self.connects += 1
-        self._set_connected(True)
+        released = self._set_connected(True)
+        if released:
+            await asyncio.shield(self.publish(released))
         log.info("%s: connected to %s, %d subscriptions", self.name, self.url,
                  len(self.adapter.subscriptions()))
         if self._last_alive_ms is not None:

@@ -80,7 +80,7 @@ async def info_server():
 
     app = web.Application()
     app.router.add_post("/info", info)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

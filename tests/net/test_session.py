@@ -104,7 +104,7 @@ async def venue():
     v = ToyVenue()
     app = web.Application()
     app.router.add_get("/ws", v.handler)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

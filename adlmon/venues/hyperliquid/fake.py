@@ -222,10 +222,15 @@ class FakeHyperliquid:
                 await c.ws.close(code=code, message=b"fake venue")
         return len(conns)
 
-    def mute_data(self) -> None:
-        """Open connections stop getting data (pongs still answered); new ones are fine."""
+    def mute_data(self, channel: str | None = None) -> int:
+        """Open connections (those subscribed to ``channel``'s type, e.g. "trades", if
+        given) stop getting data; pongs are still answered; new connections are fine."""
+        n = 0
         for c in self.conns.values():
-            c.mute_data = True
+            if channel is None or any(orjson.loads(k).get("type") == channel for k in c.subs):
+                c.mute_data = True
+                n += 1
+        return n
 
     def mute_pongs(self) -> None:
         """Open connections stop getting anything: no pong, no data (a hung peer)."""

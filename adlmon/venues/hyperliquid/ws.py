@@ -30,11 +30,12 @@ exactly ``sz`` with closedPnl 0, unless the ledger knows the winner
 (:func:`complete_inferred_fill`).
 
 Ordering: the engine groups events by timestamp and takes each loser's equity
-before the block of its ADL fills (engine.py), so the vault's events are held
-(at most ``join_hold_s`` of wall time) until the ``trades`` stream has passed
-their time, and a vault fill is released together with its inferred winner.
-A live run then feeds the engine what a replay of the node files would, for
-everything the public feeds carry.
+before the block of its ADL fills (engine.py), but the vault and the market
+streams arrive on different connections. :class:`VaultTradeJoin` merges them:
+vault events wait until the released market stream has passed their time, and
+a ``trades`` frame naming a watched vault waits for that vault's fills (each
+at most ``join_hold_ms`` of venue time). A live run then feeds the engine what
+a replay of the node files would, for everything the public feeds carry.
 """
 
 from __future__ import annotations
@@ -143,32 +144,47 @@ class VaultTradeJoin:
     * market outputs (a ``trades`` frame's marks, an ``activeAssetCtx`` mark)
       are released in arrival order; a ``trades`` frame that contains trades of
       a watched vault waits until the vault's fills of those (coin, tid) have
-      arrived on the vault connection;
+      arrived on the vault connection, and every frame waits while a vault
+      connection is down and has not yet delivered its ``isSnapshot`` backfill
+      (else the market stream would run past fills that are on their way);
     * vault events are released once the released market stream has reached
-      their time (a fill also needs its trade, for the winner).
+      their time; a fill at exactly that time also waits for its trade (for the
+      winner), a fill the stream has passed does not (its trade was lost).
 
     So the engine sees a block's vault fills and inferred winners before the
     marks of that block, whichever connection was faster. Nothing waits longer
-    than ``hold_s`` of wall time: after that it is released as is (counted in
-    ``released_late``; a vault ADL fill without its trade gets ``unknown-winner``).
-    ``enabled`` False (no trades source): nothing is held.
+    than ``hold_ms`` of venue time (``now_ms``, the daemon's estimate; well under
+    ``gap_ms`` so a late fill still joins its wave): after that it is released as
+    is (counted in ``released_late``; a vault ADL fill without its trade gets
+    ``unknown-winner``). ``enabled`` False (no trades source): nothing is held.
     """
 
-    def __init__(self, vaults: Iterable[str], enabled: bool, hold_s: float = 2.0,
-                 wall: Callable[[], float] = time.monotonic, max_trades: int = 100_000):
+    def __init__(self, vaults: Iterable[str], enabled: bool, hold_ms: int = 2000,
+                 now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+                 max_trades: int = 100_000):
         self.vaults = {v.lower() for v in vaults}
         self.enabled = enabled
-        self.hold_s = hold_s
-        self.wall = wall
+        self.hold_ms = hold_ms
+        self.wall = now_ms
         self.watermark_ms: int | None = None  # time of the latest released market frame
         self._trades: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()
         self.max_trades = max_trades
         self._arrived = SeenSet(max_trades)  # (coin, tid) of vault fills received
         self._vault: list[tuple[float, Event]] = []
         self._market: deque[tuple[float, int | None, set, list[Event]]] = deque()
+        self.lost: set[str] = set()  # vaults whose connection is down or not yet backfilled
         self.inferred = 0
         self.unknown_winners = 0
         self.released_late = 0
+
+    def vault_lost(self, vault: str) -> None:
+        if self.enabled:
+            self.lost.add(vault.lower())
+
+    def vault_synced(self, vault: str) -> list[Event]:
+        """The vault's connection is back and its backfill is in: held frames may go."""
+        self.lost.discard(vault.lower())
+        return self._drain(expire=False) if self._market or self._vault else []
 
     @property
     def held(self) -> int:
@@ -212,10 +228,21 @@ class VaultTradeJoin:
         return self._drain(expire=False)
 
     def expire(self) -> list[Event]:
-        """Release what waited longer than ``hold_s``."""
+        """Release what waited longer than ``hold_ms``."""
         if not self._market and not self._vault:
             return []
         return self._drain(expire=True)
+
+    def flush(self) -> list[Event]:
+        """Everything still held, in order (shutdown: nothing received is dropped)."""
+        out: list[Event] = []
+        while self._market:
+            _since, t, _expected, events = self._market.popleft()
+            if t is not None and (self.watermark_ms is None or t > self.watermark_ms):
+                self.watermark_ms = t
+            out += self._release_vault(self.wall(), expire=False) + events
+        held, self._vault = self._vault, []
+        return out + self._expand([e for _s, e in held], with_trades=True)
 
     def _drain(self, expire: bool) -> list[Event]:
         now = self.wall()
@@ -225,8 +252,8 @@ class VaultTradeJoin:
             since, t, expected, events = self._market[0]
             if expected:
                 expected.difference_update([k for k in expected if k in arrived])
-            if expected:
-                if not (expire and now - since >= self.hold_s):
+            if expected or self.lost:
+                if not (expire and now - since >= self.hold_ms):
                     break
                 self.released_late += 1
             self._market.popleft()
@@ -243,11 +270,14 @@ class VaultTradeJoin:
         wm = self.watermark_ms
         ready, keep = [], []
         for since, e in self._vault:
-            ok = wm is not None and e.time_ms <= wm and (
-                e.__class__ is not Fill or (e.coin, e.tid) in self._trades)
+            # A fill waits for its trade only while the market stream is still at its
+            # time (the trades of its other coins may follow); once the stream is past
+            # it, a trade not seen was lost in a reconnect and will not come.
+            ok = wm is not None and (e.time_ms < wm or e.time_ms == wm and (
+                e.__class__ is not Fill or (e.coin, e.tid) in self._trades))
             if ok:
                 ready.append(e)
-            elif expire and now - since >= self.hold_s:
+            elif expire and now - since >= self.hold_ms:
                 ready.append(e)
                 self.released_late += 1
             else:
@@ -369,6 +399,14 @@ class VaultAdapter(_HyperliquidFrames):
     def bootstrapped(self, snapshot: AccountSnapshot) -> None:
         self.watermark_ms = snapshot.time_ms
 
+    def on_connection(self, up: bool) -> list[Event]:
+        """Session hook. Down: the join holds the market stream for this vault. Up:
+        with userFills, the isSnapshot backfill (the next frame) releases it."""
+        if not up:
+            self.join.vault_lost(self.vault)
+            return []
+        return [] if self.fills else self.join.vault_synced(self.vault)
+
     def parse(self, channel: str, obj: Any) -> list[Event]:
         data = obj.get("data")
         snapshot = channel == "userFills" and isinstance(data, dict) and bool(data.get("isSnapshot"))
@@ -391,7 +429,10 @@ class VaultAdapter(_HyperliquidFrames):
                 if snapshot:
                     self.backfilled += 1
             out.append(e)
-        return self.join.add_vault_events(out, keys) if out or keys else []
+        released = self.join.add_vault_events(out, keys) if out or keys else []
+        if snapshot:
+            released += self.join.vault_synced(self.vault)
+        return released
 
 
 class _ChannelGauge:
@@ -445,7 +486,7 @@ class HyperliquidFeeds:
 
     def __init__(self, cfg: HyperliquidConfig, publish: Callable[[list[Event]], Awaitable[None]], *,
                  metrics=None, now_ms: Callable[[], int] | None = None,
-                 state_dir: str = "", rng=None, join_hold_s: float = 2.0,
+                 state_dir: str = "", rng=None, join_hold_ms: int = 2000,
                  discovery_timeout_s: float = 10.0):
         self.cfg = cfg
         self.publish = publish
@@ -464,7 +505,8 @@ class HyperliquidFeeds:
         self.coins: list[str] = list(cfg.coins)
         self.coin_discovery = "config" if cfg.coins else ""
         self.seen_fills = SeenSet()
-        self.join = VaultTradeJoin((), enabled="trades" in self.sources, hold_s=join_hold_s)
+        self.join = VaultTradeJoin((), enabled="trades" in self.sources, hold_ms=join_hold_ms,
+                                   now_ms=self.now_ms)
         self.sessions: dict[str, WsSession] = {}
         self.vault_adapters: dict[str, VaultAdapter] = {}
         self.poller: VaultStatePoller | None = None
@@ -593,7 +635,7 @@ class HyperliquidFeeds:
 
     async def _expire_held(self) -> None:
         while True:
-            await asyncio.sleep(min(0.1, self.join.hold_s / 4))
+            await asyncio.sleep(0.02)
             late = self.join.expire()
             if late:
                 await self.publish(late)
@@ -623,11 +665,15 @@ class HyperliquidFeeds:
                       exc_info=task.exception())
 
     async def stop(self) -> None:
+        """Cancel every source (sockets closed), then publish what the join still holds."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self.info.close()
+        held = self.join.flush()
+        if held:
+            await self.publish(held)
 
     # ----------------------------------------------------------------- status
     def status(self) -> dict[str, dict]:
