@@ -356,10 +356,9 @@ def _setup_logging(cfg: Config) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _demo_venue(speed: float):
+async def _demo_venue(speed: float, out: Path):
     from adlmon.sim import simulate
     from adlmon.venues.hyperliquid.fake import FakeHyperliquid
-    out = Path(tempfile.mkdtemp(prefix="adlmon-demo-"))
     result = simulate(out, seed=int(time.time()) % 1000, accounts=800, coins=3)
     fake = await FakeHyperliquid(out, speed=speed, paused=True, lead_ms=2000).start()
     log.info("demo: fake Hyperliquid on %s playing %s (%d fills, %d ADL fills, %d waves) at %.0fx",
@@ -387,29 +386,30 @@ async def run(cfg: Config, *, demo: bool = False, demo_speed: float = DEMO_SPEED
             pass
     fake = None
     clock = None
-    if demo:
-        fake = await _demo_venue(demo_speed)
-        cfg = demo_config(cfg, fake)
-        clock = VenueClock(rate=demo_speed)
-    daemon = Daemon(cfg, clock=clock)
-    try:
-        await daemon.start()
-    except (OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
+    with tempfile.TemporaryDirectory(prefix="adlmon-demo-") as demo_dir:
+        if demo:
+            fake = await _demo_venue(demo_speed, Path(demo_dir))
+            cfg = demo_config(cfg, fake)
+            clock = VenueClock(rate=demo_speed)
+        daemon = Daemon(cfg, clock=clock)
+        try:
+            await daemon.start()
+        except (OSError, ValueError) as exc:
+            log.error("cannot start: %s", exc)
+            if fake is not None:
+                await fake.stop()
+            return 2
         if fake is not None:
-            await fake.stop()
-        return 2
-    if fake is not None:
-        fake.resume()
-        print(f"adlmon demo: status page {daemon.url}/  metrics {daemon.url}/metrics  "
-              f"waves {daemon.url}/api/waves  (Ctrl-C to stop)", flush=True)
-    await stop.wait()
-    log.info("signal received, stopping")
-    try:
-        await asyncio.wait_for(daemon.stop(), STOP_GRACE_S + 1)
-    finally:
-        if fake is not None:
-            await fake.stop()
+            fake.resume()
+            print(f"adlmon demo: status page {daemon.url}/  metrics {daemon.url}/metrics  "
+                  f"waves {daemon.url}/api/waves  (Ctrl-C to stop)", flush=True)
+        await stop.wait()
+        log.info("signal received, stopping")
+        try:
+            await asyncio.wait_for(daemon.stop(), STOP_GRACE_S + 1)
+        finally:
+            if fake is not None:
+                await fake.stop()
     return 0
 
 

@@ -14,9 +14,10 @@ Tailing rules:
   one has not grown for ``rotate_after_s``, the tail moves to the next file; a
   partial line left behind is counted as a parse error (``truncated_line``) and
   quarantined, never silently dropped;
-* lines of the two streams read in one poll are merged in block-time order
-  before publishing (the engine wants time order, DESIGN §1);
-* the position (file and byte offset after the last published line) is saved
+* the two streams are merged in time order (the engine wants it, DESIGN §1):
+  a line is published once the other stream has reached its time or has
+  nothing more to read (a caught-up stream holds nothing back);
+* the position (file and byte offset after the last *published* line) is saved
   to ``<state_dir>/hyperliquid_node.json`` at most every ``save_every_s`` and
   on stop, written atomically (temp file + rename). On start it is resumed;
   when it is missing, unreadable or corrupt (counted as a parse error
@@ -32,6 +33,7 @@ Tailing rules:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
 import time
@@ -90,11 +92,16 @@ class HourlyTail:
         self._idle_since: float | None = None
         self.lines = 0
         self.rotations = 0
+        self.committed: tuple[tuple, int] | None = None  # after the last published line
+        self.pending = 0  # lines read, parsed, not yet published
 
     def state(self) -> dict | None:
-        if self.key is None:
+        """The position to resume from: after the last line published."""
+        key, offset = (self.key, self.offset) if not self.pending or self.committed is None \
+            else self.committed
+        if key is None:
             return None
-        return {"file": f"{self.key[0]}/{self.key[1]}", "offset": self.offset}
+        return {"file": f"{key[0]}/{key[1]}", "offset": offset}
 
     def resume(self, saved: dict | None) -> str:
         """Position from a saved state, else the start of the newest file. Returns how."""
@@ -115,6 +122,7 @@ class HourlyTail:
                     self.offset = 0
                     return f"saved offset {offset} is past the end of {path} ({size} bytes): from its start"
                 self.offset = offset
+                self.committed = (key, offset)
                 return f"resumed {path} at byte {offset}"
             later = [(k, p) for k, p in files if k > key]
             if later:
@@ -127,13 +135,14 @@ class HourlyTail:
             return f"from the start of the newest file {self.path}"
         return f"no file yet under {self.root}: waiting"
 
-    def read(self) -> tuple[list[bytes], bytes | None]:
-        """Complete new lines (and a partial line abandoned by a rotation, if any)."""
-        abandoned = None
+    def read(self) -> tuple[list[tuple[bytes, tuple, int]], bytes | None, bool]:
+        """New complete lines as (line, file key, offset after it); a partial line
+        abandoned by a rotation (or None); whether the stream is caught up (nothing
+        new and no newer file: it cannot hold back the other stream)."""
         if self.path is None:
             files = hourly_files(self.root)
             if not files:
-                return [], None
+                return [], None, True
             self.key, self.path = files[0]
             self.offset = 0
         try:
@@ -146,21 +155,29 @@ class HourlyTail:
             self._idle_since = None
             data = self._buf + chunk
             cut = data.rfind(b"\n") + 1
-            lines = data[:cut].splitlines()
+            out = []
+            pos = 0
+            while pos < cut:
+                nl = data.index(b"\n", pos) + 1
+                line = data[pos:nl]
+                pos = nl
+                if line.strip():
+                    out.append((line, self.key, self.offset + nl))
             self._buf = data[cut:]
             self.offset += cut
-            self.lines += len(lines)
-            return [ln for ln in lines if ln.strip()], None
+            self.lines += len(out)
+            return out, None, False
         # Nothing new: move on once a newer file exists and this one stayed idle.
+        later = [(k, p) for k, p in hourly_files(self.root) if k > self.key]
+        if not later:
+            self._idle_since = None
+            return [], None, True
         now = self.clock()
         if self._idle_since is None:
             self._idle_since = now
-            return [], None
         if now - self._idle_since < self.rotate_after_s:
-            return [], None
-        later = [(k, p) for k, p in hourly_files(self.root) if k > self.key]
-        if not later:
-            return [], None
+            return [], None, False
+        abandoned = None
         if self._buf:
             abandoned, self._buf = self._buf, b""
         self.key, self.path = later[0]
@@ -168,7 +185,7 @@ class HourlyTail:
         self._idle_since = None
         self.rotations += 1
         log.info("node tail %s: rotated to %s", self.channel, self.path)
-        return [], abandoned
+        return [], abandoned, False
 
 
 def _line_time(events: list[Event]) -> int:
@@ -197,6 +214,9 @@ class NodeTailer:
             MISC: HourlyTail(MISC, self.data_dir / misc_dir / "hourly", rotate_after_s, clock),
         }
         self.parse_errors: dict[str, int] = {}
+        self._pending: list = []  # heap of parsed lines waiting for the other stream
+        self._high: dict[str, int] = {}  # time of the last line read per stream
+        self._seq = 0
         self.events_published = 0
         self.last_message_wall: float | None = None
         self.started = False
@@ -274,37 +294,49 @@ class NodeTailer:
                 self.metrics.connected(VENUE, name, False)
 
     async def poll(self) -> int:
-        """Read what is new in both streams, publish it in time order; returns lines read."""
-        parsed: list[tuple[int, int, list[Event]]] = []
+        """Read what is new in both streams; publish, in time order, every line up to
+        the time both streams have reached (a caught-up stream holds nothing back).
+        Returns the number of lines read."""
         n_lines = 0
+        bound: int | None = None
+        unbounded = True
         for order, (name, tail) in enumerate(self.tails.items()):
-            lines, abandoned = tail.read()
+            lines, abandoned, caught_up = tail.read()
             if abandoned is not None:
                 self._count_error(name, "truncated_line",
                                   f"{len(abandoned)} bytes without a newline at the end of a "
                                   "rotated file", abandoned)
-            if not lines:
-                continue
-            n_lines += len(lines)
-            self.metrics.message(VENUE, name, n=len(lines))
-            for line in lines:
+            if lines:
+                n_lines += len(lines)
+                self.metrics.message(VENUE, name, n=len(lines))
+            for line, key, end in lines:
                 errors: list = []
                 try:
                     events = parse_node_line(line, errors=errors)
                 except ParseError as exc:
                     self._count_error(name, exc.reason, str(exc), line)
-                    continue
+                    events = []
                 for _i, exc in errors:
                     self._count_error(name, exc.reason, str(exc), line)
-                if events:
-                    parsed.append((_line_time(events), order, events))
-        if not parsed:
-            return n_lines
-        parsed.sort(key=lambda item: (item[0], item[1]))  # stable: file order within a stream
-        batch = [e for _t, _o, events in parsed for e in events]
-        self.last_message_wall = time.time()
-        self.events_published += len(batch)
-        await self.publish(batch)
+                t = _line_time(events) if events else self._high.get(name, 0)
+                self._high[name] = max(self._high.get(name, t), t)
+                self._seq += 1
+                heapq.heappush(self._pending, (t, order, self._seq, name, key, end, events))
+                tail.pending += 1
+            if not caught_up and name in self._high:
+                unbounded = False
+                bound = self._high[name] if bound is None else min(bound, self._high[name])
+        batch: list[Event] = []
+        while self._pending and (unbounded or self._pending[0][0] <= bound):
+            _t, _o, _s, name, key, end, events = heapq.heappop(self._pending)
+            tail = self.tails[name]
+            tail.pending -= 1
+            tail.committed = (key, end)
+            batch.extend(events)
+        if batch:
+            self.last_message_wall = time.time()
+            self.events_published += len(batch)
+            await self.publish(batch)
         return n_lines
 
     def _count_error(self, channel: str, reason: str, error: str, raw: bytes) -> None:
