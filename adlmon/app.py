@@ -61,6 +61,7 @@ log = logging.getLogger("adlmon.app")
 
 STOP_GRACE_S = 8.0  # everything after SIGTERM fits in this (systemd's TimeoutStopSec is larger)
 DEMO_SPEED = 5.0
+ENGINE_SLICE = 1000  # events the engine applies before it lets the loop run other tasks
 
 
 class VenueClock:
@@ -173,7 +174,7 @@ class Daemon:
         engine, clock = self.engine, self.clock
         observe = getattr(clock, "observe", None)
         async for batch in self.bus.consume():
-            for ev in batch:
+            for i, ev in enumerate(batch):
                 if ev.__class__ is Fill and ev.dir == INFERRED_ADL_DIR:
                     ev = complete_inferred_fill(ev, engine.ledger)
                 if observe is not None:
@@ -181,7 +182,9 @@ class Daemon:
                 done = engine.apply(ev)
                 if done:
                     await self._closed(done)
-            await asyncio.sleep(0)  # a burst never starves the rest of the loop
+                if i % ENGINE_SLICE == ENGINE_SLICE - 1:
+                    await asyncio.sleep(0)  # a burst never starves pings, probes, scrapes
+            await asyncio.sleep(0)
 
     async def _closed(self, waves: list[Wave]) -> None:
         now = time.perf_counter()
