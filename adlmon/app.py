@@ -263,7 +263,11 @@ class Daemon:
             await asyncio.sleep(1.0)
 
     def _update_sources(self) -> None:
-        for name, status in self.feeds.status().items():
+        current = self.feeds.status()
+        for name in list(self.state.sources):
+            if name not in current:  # e.g. the start-up entry once the sources run
+                del self.state.sources[name]
+        for name, status in current.items():
             self.state.update_source(name, **status)
 
     # ------------------------------------------------------------------- stop

@@ -187,7 +187,7 @@ def _stop(proc: subprocess.Popen) -> tuple[int, str]:
     return code, proc.stdout.read().decode()
 
 
-def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed(tmp_path):
+def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed_and_systemd_told(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     notify = tmp_path / "notify.sock"
@@ -195,7 +195,8 @@ def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed(tmp
     sock.bind(str(notify))
     sock.settimeout(0.2)
     proc = _spawn(["run", "--demo", "--demo-speed", "10", "--listen", f"127.0.0.1:{port}",
-                   "--config", str(_config(tmp_path))], tmp_path, {"NOTIFY_SOCKET": str(notify)})
+                   "--config", str(_config(tmp_path))], tmp_path,
+                  {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"})
     try:
         _wait_http(base + "/livez", proc)
         deadline = time.monotonic() + 30
@@ -217,6 +218,7 @@ def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed(tmp
     lines = (tmp_path / "wavelog.jsonl").read_bytes().splitlines()
     assert len(lines) >= waves and all(orjson.loads(x)["venue"] == "hyperliquid" for x in lines)
     assert any("READY=1" in m for m in messages) and any("STOPPING=1" in m for m in messages)
+    assert any("WATCHDOG=1" in m for m in messages)  # from the loop, every half interval
 
 
 def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_backoff(tmp_path):
@@ -236,7 +238,12 @@ def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_ba
         time.sleep(0.5)
         status, body = _get(base + "/metrics")
         later = _metric(body, "adlmon_feed_reconnects_total", reason="connect_error")
+        deadline = time.monotonic() + 10
         ready, why = _get(base + "/readyz")
+        while "hyperliquid.vault." not in why and time.monotonic() < deadline:
+            assert ready == 503  # never ready meanwhile (start-up entries, then the sources)
+            time.sleep(0.1)
+            ready, why = _get(base + "/readyz")
         live, _ = _get(base + "/livez")
         sources = orjson.loads(_get(base + "/api/status")[1])["sources"]
     finally:

@@ -503,7 +503,7 @@ class HyperliquidFeeds:
         self.vaults: list[Vault] = []
         self.vault_discovery = ""
         self.coins: list[str] = list(cfg.coins)
-        self.coin_discovery = "config" if cfg.coins else ""
+        self.coin_discovery = "config" if cfg.coins else "pending"
         self.seen_fills = SeenSet()
         self.join = VaultTradeJoin((), enabled="trades" in self.sources, hold_ms=join_hold_ms,
                                    now_ms=self.now_ms)
@@ -515,6 +515,7 @@ class HyperliquidFeeds:
         self._shared_gauges: dict = {}
         self._pending_watermarks: dict[str, AccountSnapshot] = {}
         self.started = False
+        self.stage = ""  # what the background start-up is doing ("" = done)
 
     def _backoff(self) -> Backoff:
         return Backoff(self.cfg.backoff_initial_s, self.cfg.backoff_max_s, rng=self.rng)
@@ -525,8 +526,19 @@ class HyperliquidFeeds:
 
     # ------------------------------------------------------------------ start
     async def start(self) -> None:
+        """Start every source. Discovery and the vault bootstrap run in the background
+        (a venue outage must not hold the daemon's start); the node tailer needs neither."""
+        if "node" in self.sources:
+            self._start_node()
+        if self.sources - {"node"}:
+            self.stage = "starting"
+            self._spawn(self._startup(), "hyperliquid.startup")
+        self.started = True
+
+    async def _startup(self) -> None:
         cfg = self.cfg
         if self.sources & {"vault_fills", "vault_events", "vault_state", "trades"}:
+            self.stage = "discovering the liquidator vaults (vaultDetails)"
             await self._discover_vaults()
         self.join.vaults = {v.address for v in self.vaults}
         if "vault_state" in self.sources and self.vaults:
@@ -534,6 +546,7 @@ class HyperliquidFeeds:
                                            interval_s=cfg.vault_poll_interval_s, now_ms=self.now_ms,
                                            metrics=self.metrics, on_bootstrap=self._bootstrapped)
             # Bootstrap first: the snapshot's time is the watermark of the vault fills.
+            self.stage = "bootstrapping the vaults (clearinghouseState)"
             try:
                 await asyncio.wait_for(self.poller.poll_once(), self.discovery_timeout_s)
             except asyncio.TimeoutError:
@@ -547,9 +560,7 @@ class HyperliquidFeeds:
             self._spawn(self._market(), "hyperliquid.market")
         if self.join.enabled:
             self._spawn(self._expire_held(), "hyperliquid.join")
-        if "node" in self.sources:
-            self._start_node()
-        self.started = True
+        self.stage = ""
 
     async def _discover_vaults(self) -> None:
         if self.cfg.vaults:
@@ -698,6 +709,10 @@ class HyperliquidFeeds:
             out[name] = {**st, **extra, "healthy": s.connected, "coverage": COVERAGE[kind],
                          "last_message_ts": None if last is None else time.time() - last,
                          "detail": detail}
+        if self.stage:
+            out["hyperliquid.startup"] = {"kind": "startup", "healthy": False, "connected": False,
+                                          "coverage": "", "detail": self.stage,
+                                          "last_message_ts": None}
         if "hyperliquid.market" not in self.sessions and self.sources & {"trades", "marks"}:
             out["hyperliquid.market"] = {"kind": "websocket", "healthy": False, "connected": False,
                                          "coverage": COVERAGE["market"],
