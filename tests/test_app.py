@@ -94,7 +94,14 @@ async def test_live_daemon_reports_the_same_waves_and_wave_metrics_as_a_replay(c
     assert any(name.startswith("hyperliquid.vault.") for name in sources)
     for s in sources.values():
         assert "Cannot see" in s["coverage"] or "Winners' capacities only" in s["coverage"]
-    assert sources["hyperliquid.vault_state"]["vaults"][sim.truth["vaults"][0]]["bootstrapped"]
+    vault = sources["hyperliquid.vault_state"]["vaults"][sim.truth["vaults"][0]]
+    assert vault["bootstrapped"]
+    # the vault's balance and shortfall from clearinghouseState, as gauges
+    samples = {(s.name, s.labels.get("pool")): s.value
+               for fam in text_string_to_metric_families(exposition) for s in fam.samples}
+    balance = samples[("adlmon_insurance_fund_usd", "hlp_liquidator")]
+    assert samples[("adlmon_deficit_usd", None)] == max(0.0, -balance)
+    assert vault["account_value_usd"] is not None
 
 
 def test_venue_clock_follows_the_latest_event_with_slack():

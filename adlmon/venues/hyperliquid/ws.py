@@ -564,7 +564,10 @@ class HyperliquidFeeds:
 
     async def _discover_vaults(self) -> None:
         if self.cfg.vaults:
-            self.vaults = [Vault(a.lower(), f"vault {a[:10]}") for a in self.cfg.vaults][:MAX_USERS]
+            known = {a: "HLP Liquidator" + ("" if i == 0 else f" {i + 1}")
+                     for i, a in enumerate(HLP_LIQUIDATORS)}
+            self.vaults = [Vault(a.lower(), known.get(a.lower(), f"vault {a[:10]}"))
+                           for a in self.cfg.vaults][:MAX_USERS]
             self.vault_discovery = "config"
             return
         try:

@@ -260,3 +260,12 @@ async def test_discovery_failure_falls_back_to_the_known_liquidator_addresses():
 def test_perp_coins_skip_delisted_markets():
     meta = [{"universe": [{"name": "BTC"}, {"name": "LUNA", "isDelisted": True}, {"name": "ETH"}]}, []]
     assert perp_coins(meta) == ["BTC", "ETH"]
+
+
+def test_asset_context_marks_carry_the_local_estimate_of_venue_time():
+    clock = Clock()
+    market = MarketAdapter(["BTC"], trades=False, marks="activeAssetCtx", silence_budget_s=5,
+                           join=VaultTradeJoin([], False), now_ms=clock)
+    (mark,) = market.parse("activeAssetCtx", {"channel": "activeAssetCtx", "data": {
+        "coin": "BTC", "ctx": {"markPx": "100000.5", "oraclePx": "100001.0", "funding": "0.0"}}})
+    assert (mark.coin, mark.mark_px, mark.oracle_px, mark.time_ms) == ("BTC", 100000.5, 100001.0, T)
