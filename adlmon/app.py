@@ -127,7 +127,7 @@ class Daemon:
         self.winner_poll_budget_s = winner_poll_budget_s
         self.notifier = Notifier(env)
         self.watchdog_s = watchdog_interval_s(env)
-        self.feeds = HyperliquidFeeds(cfg.venues.hyperliquid, self.bus.publish, metrics=self.metrics,
+        self.feeds = HyperliquidFeeds(cfg.venues.hyperliquid, self.publish, metrics=self.metrics,
                                       now_ms=self.clock.now_ms, state_dir=cfg.engine.state_dir,
                                       rng=rng)
         self.waves_q: asyncio.Queue = asyncio.Queue(maxsize=1000)
@@ -141,9 +141,15 @@ class Daemon:
         self._report_task: asyncio.Task | None = None
         self.url = ""
 
+    async def publish(self, events) -> None:
+        await self.bus.publish(events)
+
     # ------------------------------------------------------------------ start
     async def start(self) -> None:
         cfg = self.cfg
+        if cfg.bus.kind == "nats":
+            from adlmon.bus.nats import NatsBus  # the optional [nats] extra
+            self.bus = await NatsBus.connect(cfg.bus.nats_url, cfg.bus.stream, VENUE)
         if cfg.wavelog.path:
             path = Path(cfg.wavelog.path)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +247,7 @@ class Daemon:
             "accounts": records,
         }
         if snaps:
-            await self.bus.publish(snaps)
+            await self.publish(snaps)
 
     def _write(self, report: dict, compute_s: float) -> None:
         self.reports.append(report)

@@ -263,3 +263,46 @@ def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_ba
     assert all(s["detail"] for s in sources.values())
     assert code == 0, output
     assert "connect_error" in output  # logged clearly
+
+
+async def test_live_daemon_over_a_real_nats_jetstream_bus_reports_the_same_waves(cascade, tmp_path):
+    import dataclasses
+    import shutil
+
+    server = shutil.which("nats-server") or next(
+        (p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server") if os.path.exists(p)), None)
+    if server is None:
+        pytest.skip("nats-server is not installed (Debian package nats-server)")
+    pytest.importorskip("nats", reason="nats-py (the [nats] extra) is not installed")
+    sim, reference = cascade
+    port = free_port()
+    proc = subprocess.Popen([server, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd",
+                             str(tmp_path / "js")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "nats-server did not start"
+                time.sleep(0.05)
+        fake = await FakeHyperliquid(sim.out_dir, speed=SPEED, paused=True).start()
+        cfg = live_config(fake, tmp_path)
+        cfg = dataclasses.replace(cfg, bus=dataclasses.replace(
+            cfg.bus, kind="nats", nats_url=f"nats://127.0.0.1:{port}"))
+        daemon, _tap = await start_daemon(fake, cfg)
+        try:
+            fake.resume()
+            await wait_for(fake.done.is_set, 20)
+            await wait_for(lambda: len(daemon.reports) >= len(reference), 20)
+        finally:
+            await daemon.stop()
+            await fake.stop()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert type(daemon.bus).__name__ == "NatsBus" and daemon.bus.consumed > 0
+    for live, ref in zip(daemon.reports, reference):
+        assert same(live, ref) == []
