@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,14 +20,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from live_venue import (
-    SAME_FIELDS, SPEED, free_port, live_config, make_cascade, replay_reports, same,
+    SPEED, free_port, live_config, make_cascade, replay_reports, same,
     start_daemon, wait_for,
 )
 from adlmon.app import VenueClock, effective_config
 from adlmon.metrics import FAMILIES, Metrics
 from adlmon.venues.hyperliquid.fake import FakeHyperliquid
 
-REPO = Path(__file__).resolve().parents[1]
 ADLMON = [sys.executable, "-m", "adlmon"]
 
 
@@ -266,9 +266,6 @@ def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_ba
 
 
 async def test_live_daemon_over_a_real_nats_jetstream_bus_reports_the_same_waves(cascade, tmp_path):
-    import dataclasses
-    import shutil
-
     server = shutil.which("nats-server") or next(
         (p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server") if os.path.exists(p)), None)
     if server is None:

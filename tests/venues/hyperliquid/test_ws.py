@@ -4,7 +4,6 @@ and discovery."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
 from adlmon.config import HLP_LIQUIDATORS
