@@ -51,9 +51,13 @@ def populated(venues: int) -> Metrics:
             "counterfactual": {
                 "mechanisms": {mech: {"ex_post": {"total_usd": 1e5, "max_share": 0.1,
                                                   "accounts_touched": 30},
-                                      "ex_ante": {"total_usd": 9e4}} for mech in MECHANISMS},
+                                      "ex_ante": {"total_usd": 9e4}}
+                               for mech in (*MECHANISMS, "production")},
                 "optimal_mechanism": "capped_pro_rata",
                 "controller": {"theta": 0.45, "budget_usd": 9e4},
+                "regret": {"counted": True, "bound_usd": 5e5,
+                           "cumulative_loss_usd": {mech: 1e4 for mech in
+                                                   (*MECHANISMS, "production")}},
             },
         }, compute_s=0.01)
         m.observe_engine_stats(v, {"fills": 1000, "divergences": 1, "unknown_dir": 1,
