@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from adlmon.app import Daemon, VenueClock  # noqa: E402
 from adlmon.config import HLP_LIQUIDATORS, parse_config  # noqa: E402
+from adlmon.sim import num  # noqa: E402
 from adlmon.venues.hyperliquid.snapshot import find_snapshot_files, load_snapshot  # noqa: E402
 
 VAULT = HLP_LIQUIDATORS[0]
@@ -53,10 +54,6 @@ T0 = 1760130960000  # snapshot time
 T_ADL = 1760130964831  # the block of 10 Oct 2025 21:16:04.831
 COIN = "AVAX"
 SECTION = "## Live burst"
-
-
-def num(x: float) -> str:
-    return repr(float(x) + 0.0)
 
 
 def generate(out: Path, n: int, seed: int = 1) -> dict:

@@ -48,6 +48,7 @@ from adlmon.config import HLP_LIQUIDATORS, HLP_VAULT
 from adlmon.engine.ledger import Ledger
 from adlmon.events import Funding, LedgerUpdate
 from adlmon.replay import read_lines
+from adlmon.sim import num
 from adlmon.venues.hyperliquid.parse import fill_rows, parse_node_line
 from adlmon.venues.hyperliquid.snapshot import find_snapshot_files, load_snapshot
 
@@ -61,10 +62,6 @@ HLP_CHILDREN = {
     "0x31ca8395cf837de08b24da3f660e77761dfb974b": "HLP Strategy B",
     HLP_LIQUIDATORS[1]: "HLP Liquidator 2",
 }
-
-
-def _num(x: float) -> str:
-    return repr(float(x) + 0.0)
 
 
 @dataclass
@@ -358,12 +355,12 @@ class FakeHyperliquid:
         for e in funding:
             size = self.ledger.position(user, e.coin)[0]
             events.append(_frame("user", {"funding": {
-                "time": e.time_ms, "coin": e.coin, "usdc": _num(e.amount_usd), "szi": _num(size),
+                "time": e.time_ms, "coin": e.coin, "usdc": num(e.amount_usd), "szi": num(size),
                 "fundingRate": "0.0", "nSamples": None}}))
         for e in liquidations:
             events.append(_frame("user", {"liquidation": {
                 "lid": next(self._lid), "liquidator": user, "liquidated_user": e.user,
-                "liquidated_ntl_pos": "0.0", "liquidated_account_value": _num(e.account_value)}}))
+                "liquidated_ntl_pos": "0.0", "liquidated_account_value": num(e.account_value)}}))
         for c in list(self.conns.values()):
             if fills_frame is not None and user in c.user_fills:
                 await self._send_data(c, fills_frame)
@@ -373,16 +370,16 @@ class FakeHyperliquid:
 
     def _ctx(self, coin: str) -> dict:
         px = self.last_px.get(coin) or self.ledger.mark(coin) or 0.0
-        return {"coin": coin, "ctx": {"markPx": _num(px), "oraclePx": _num(px), "midPx": _num(px),
+        return {"coin": coin, "ctx": {"markPx": num(px), "oraclePx": num(px), "midPx": num(px),
                                       "funding": "0.0", "openInterest": "0.0",
-                                      "dayNtlVlm": "0.0", "prevDayPx": _num(px)}}
+                                      "dayNtlVlm": "0.0", "prevDayPx": num(px)}}
 
     def _mids(self) -> dict:
         out = {}
         for coin in self.coins:
             px = self.last_px.get(coin) or self.ledger.mark(coin)
             if px:
-                out[coin] = _num(px)
+                out[coin] = num(px)
         return out
 
     # ------------------------------------------------------------ websocket
@@ -500,17 +497,17 @@ class FakeHyperliquid:
             value = abs(size) * mark
             ntl += value
             positions.append({"type": "oneWay", "position": {
-                "coin": coin, "szi": _num(size), "entryPx": _num(entry),
-                "positionValue": _num(value), "unrealizedPnl": _num(size * (mark - entry)),
+                "coin": coin, "szi": num(size), "entryPx": num(entry),
+                "positionValue": num(value), "unrealizedPnl": num(size * (mark - entry)),
                 "returnOnEquity": "0.0", "liquidationPx": None, "marginUsed": "0.0",
                 "maxLeverage": 10, "leverage": {"type": "cross", "value": 10},
                 "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"}}})
         av = ledger.equity(user)
-        summary = {"accountValue": _num(av), "totalNtlPos": _num(ntl),
-                   "totalRawUsd": _num(ledger.cash(user)), "totalMarginUsed": "0.0"}
+        summary = {"accountValue": num(av), "totalNtlPos": num(ntl),
+                   "totalRawUsd": num(ledger.cash(user)), "totalMarginUsed": "0.0"}
         return {"assetPositions": positions, "marginSummary": summary,
                 "crossMarginSummary": dict(summary), "crossMaintenanceMarginUsed": "0.0",
-                "withdrawable": _num(max(av, 0.0)), "time": self.state_ms}
+                "withdrawable": num(max(av, 0.0)), "time": self.state_ms}
 
     def _vault_details(self, vault: str) -> dict | None:
         if vault == HLP_VAULT:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
+from adlmon.config import HLP_LIQUIDATORS
 from adlmon.events import AccountSnapshot, Event, ParseError
 from adlmon.net.rest import RestClient, RestError
 from adlmon.venues.hyperliquid.parse import (
@@ -96,11 +97,17 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40] or "vault"
 
 
-async def discover_liquidators(info: InfoClient, hlp_vault: str, fallback: Iterable[str],
+def known_liquidators(addresses: Iterable[str] = HLP_LIQUIDATORS) -> list[Vault]:
+    """The liquidator vaults known in advance (venues.md §1.6), with their names."""
+    return [Vault(a.lower(), "HLP Liquidator" + ("" if i == 0 else f" {i + 1}"))
+            for i, a in enumerate(addresses)]
+
+
+async def discover_liquidators(info: InfoClient, hlp_vault: str,
+                               fallback: Iterable[str] = HLP_LIQUIDATORS,
                                max_users: int = 10) -> tuple[list[Vault], str]:
     """The liquidator vaults (≤ ``max_users``) and how they were found."""
-    fallback_vaults = [Vault(a.lower(), "HLP Liquidator" + ("" if i == 0 else f" {i + 1}"))
-                       for i, a in enumerate(fallback)][:max_users]
+    fallback_vaults = known_liquidators(fallback)[:max_users]
     try:
         parent = await info.vault_details(hlp_vault)
         children = ((parent or {}).get("relationship") or {}).get("data", {}).get("childAddresses")

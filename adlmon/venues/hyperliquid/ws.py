@@ -48,7 +48,7 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any, Awaitable, Callable, Iterable
 
-from adlmon.config import HLP_LIQUIDATORS, HyperliquidConfig
+from adlmon.config import HyperliquidConfig
 from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, ParseError,
 )
@@ -58,7 +58,7 @@ from adlmon.net.rest import RestClient, WeightLimiter
 from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy, NullMetrics, WsSession
 from adlmon.venues.hyperliquid.parse import VENUE, parse_ws_message
 from adlmon.venues.hyperliquid.rest import (
-    InfoClient, Vault, VaultStatePoller, discover_coins, discover_liquidators,
+    InfoClient, Vault, VaultStatePoller, discover_coins, discover_liquidators, known_liquidators,
 )
 
 log = logging.getLogger(__name__)
@@ -564,19 +564,17 @@ class HyperliquidFeeds:
 
     async def _discover_vaults(self) -> None:
         if self.cfg.vaults:
-            known = {a: "HLP Liquidator" + ("" if i == 0 else f" {i + 1}")
-                     for i, a in enumerate(HLP_LIQUIDATORS)}
+            known = {v.address: v.name for v in known_liquidators()}
             self.vaults = [Vault(a.lower(), known.get(a.lower(), f"vault {a[:10]}"))
                            for a in self.cfg.vaults][:MAX_USERS]
             self.vault_discovery = "config"
             return
         try:
             self.vaults, self.vault_discovery = await asyncio.wait_for(
-                discover_liquidators(self.info, self.cfg.hlp_vault, HLP_LIQUIDATORS, MAX_USERS),
+                discover_liquidators(self.info, self.cfg.hlp_vault, max_users=MAX_USERS),
                 self.discovery_timeout_s)
         except asyncio.TimeoutError:
-            self.vaults = [Vault(a, "HLP Liquidator" + ("" if i == 0 else f" {i + 1}"))
-                           for i, a in enumerate(HLP_LIQUIDATORS)]
+            self.vaults = known_liquidators()
             self.vault_discovery = "known addresses (discovery timed out)"
         log.info("hyperliquid: watching %d liquidator vaults (%s): %s", len(self.vaults),
                  self.vault_discovery, ", ".join(f"{v.name} {v.address}" for v in self.vaults))
