@@ -88,7 +88,7 @@ class HyperliquidConfig:
     enabled: bool = True
     ws_url: str = "wss://api.hyperliquid.xyz/ws"
     info_url: str = "https://api.hyperliquid.xyz/info"
-    sources: tuple[str, ...] = ("vault_fills", "vault_events", "vault_state", "marks")
+    sources: tuple[str, ...] = ("vault_fills", "vault_events", "vault_state", "marks", "trades")
     marks_feed: str = "activeAssetCtx"  # source "marks": activeAssetCtx per coin | allMids (one subscription)
     coins: tuple[str, ...] = ()  # () = every perp listed by metaAndAssetCtxs (≤ 1000 subscriptions)
     vaults: tuple[str, ...] = ()  # () = discover children of hlp_vault named "Liquidator"
