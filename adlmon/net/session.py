@@ -184,6 +184,8 @@ class WsSession:
         try:
             while True:
                 reason, retry_after, detail = await self._one_connection()
+                if asyncio.current_task().cancelling():  # a cancel that a cleanup absorbed
+                    raise asyncio.CancelledError
                 self._down(reason, detail)
                 delay = self.backoff.next_delay(retry_after)
                 self.history.append((reason, delay))
@@ -219,13 +221,13 @@ class WsSession:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         try:
-            ws = await asyncio.wait_for(
-                self._http.ws_connect(self.url, compress=0, heartbeat=None, autoping=True,
-                                      autoclose=True, max_msg_size=0, decode_text=False,
-                                      ssl=self.ssl,
-                                      timeout=aiohttp.ClientWSTimeout(
-                                          ws_close=min(self.liveness_timeout_s, 5.0))),
-                self.liveness_timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as the inner call completes, and run() would then never stop.
+            async with asyncio.timeout(self.liveness_timeout_s):
+                ws = await self._http.ws_connect(
+                    self.url, compress=0, heartbeat=None, autoping=True, autoclose=True,
+                    max_msg_size=0, decode_text=False, ssl=self.ssl,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=min(self.liveness_timeout_s, 5.0)))
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 429:
                 retry_after = parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
@@ -240,7 +242,8 @@ class WsSession:
         finally:
             # A dead peer must not hold the close up: ws_close timeout is short.
             try:
-                await asyncio.wait_for(ws.close(), min(self.liveness_timeout_s, 5.0))
+                async with asyncio.timeout(min(self.liveness_timeout_s, 5.0)):
+                    await ws.close()
             except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
                 pass
 
