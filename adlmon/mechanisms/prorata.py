@@ -39,55 +39,64 @@ from .allocation import (
 )
 
 
-def _water_fill(u: np.ndarray, beta: np.ndarray, weight: np.ndarray, budget: float) -> Allocation:
+def _water_fill(u: np.ndarray, beta: np.ndarray, weight: np.ndarray | None, budget: float) -> Allocation:
     """Weighted water-filling (P-v3 App. "Algorithms", both algorithms), vectorised.
 
-    h_i = min(beta_i, tau * weight_i), sum_i u_i h_i = budget. Breakpoints r_i = beta_i/weight_i
-    (tau at which account i reaches its cap) are sorted once; the fill level at each breakpoint,
-    S_k = sum_{j<k} u_j beta_j + r_k sum_{j>=k} u_j weight_j, is nondecreasing, so the segment
-    holding B is found by binary search. One refinement pass then removes the rounding residual
-    so that sum(x) = B to ~1e-15 relative.
+    h_i = min(beta_i, tau * weight_i), sum_i u_i h_i = budget (weight None means 1). Breakpoints
+    r_i = beta_i/weight_i (tau at which account i reaches its cap) are sorted once; the fill
+    level at each breakpoint, S_k = sum_{j<k} u_j beta_j + r_k sum_{j>=k} u_j weight_j, is
+    nondecreasing, so the segment holding B is found by binary search. A refinement pass removes
+    any rounding residual above 1e-13 relative.
     """
     n = u.size
     x = np.zeros(n)
-    active = (u > 0.0) & (beta > 0.0) & (weight > 0.0)
-    cap = np.where(active, u * beta, 0.0)
-    capacity = float(cap.sum())
+    active = (u > 0.0) & (beta > 0.0)
+    if weight is not None:
+        active &= weight > 0.0
+    idx = None if active.all() else np.flatnonzero(active)
+    ua = u if idx is None else u[idx]
+    ba = beta if idx is None else beta[idx]
+    cap_a = ua * ba
+    capacity = float(cap_a.sum())
     if budget <= 0.0 or capacity <= 0.0:
         return Allocation(x, budget, capacity, is_feasible(budget, capacity), 0.0)
-    ua, ba, wa = u[active], beta[active], weight[active]
-    r = ba / wa
+    if weight is None:
+        wa, r, mass = None, ba, ua
+    else:
+        wa = weight if idx is None else weight[idx]
+        r, mass = ba / wa, ua * wa
     if budget >= capacity:
-        x[active] = ua * ba
+        x[active] = cap_a
         return Allocation(x, budget, capacity, is_feasible(budget, capacity), float(r.max()))
 
     order = np.argsort(r)
     r_s = r[order]
-    cap_s = (ua * ba)[order]
-    mass_s = (ua * wa)[order]
-    capped_before = np.empty_like(cap_s)
+    capped_before = np.empty(r_s.size)
     capped_before[0] = 0.0
-    np.cumsum(cap_s[:-1], out=capped_before[1:])
+    np.cumsum(cap_a[order][:-1], out=capped_before[1:])
     # Suffix sums directly (not total - prefix) so a heavy head cannot swamp a light tail.
-    mass_from = np.cumsum(mass_s[::-1])[::-1]
-    level_at = np.maximum.accumulate(capped_before + r_s * mass_from)
-    k = int(np.searchsorted(level_at, budget, side="left"))
-    k = min(k, r_s.size - 1)
+    mass_from = np.cumsum(mass[order][::-1])[::-1]
+    level_at = capped_before + r_s * mass_from
+    k = min(int(np.searchsorted(level_at, budget, side="left")), r_s.size - 1)
     tau = (budget - capped_before[k]) / mass_from[k]
-    lo = r_s[k - 1] if k > 0 else 0.0
-    tau = min(max(tau, lo), r_s[k])
+    tau = min(max(tau, r_s[k - 1] if k > 0 else 0.0), r_s[k])
 
-    h = np.minimum(ba, tau * wa)
-    xa = ua * h
-    # Refinement: spread the rounding residual over the accounts still below their cap.
+    def fill(level: float) -> np.ndarray:
+        return ua * np.minimum(ba, level if wa is None else level * wa)
+
+    xa = fill(tau)
     resid = budget - float(xa.sum())
-    free = tau * wa < ba
-    free_mass = float((ua * wa)[free].sum())
-    if resid != 0.0 and free_mass > 0.0:
-        tau += resid / free_mass
-        h = np.minimum(ba, tau * wa)
-        xa = ua * h
-    x[active] = xa
+    if abs(resid) > 1e-13 * budget:
+        # Spread the rounding residual over the accounts still below their cap.
+        free = r > tau
+        free_mass = float(mass[free].sum())
+        if free_mass > 0.0:
+            tau += resid / free_mass
+            xa = fill(tau)
+    if idx is None:
+        x = xa
+    else:
+        x[idx] = xa
     return Allocation(x, budget, capacity, True, float(tau))
 
 
@@ -127,7 +136,7 @@ def allocate_capped_pro_rata(u, budget, beta=None) -> Allocation:
     b = as_budget(budget)
     if beta is None:
         return allocate_pro_rata(u, b)
-    return _water_fill(u, as_beta(beta, u.size), np.ones(u.size), b)
+    return _water_fill(u, as_beta(beta, u.size), None, b)
 
 
 def capped_pro_rata(u, budget, beta=None) -> np.ndarray:
