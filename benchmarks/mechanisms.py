@@ -110,6 +110,16 @@ def highs_min_max(u, beta, budget, solver: str):
     return hx, float(sol[m]), build_ms, solve_ms
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def wave_report() -> str | None:
     """Hook for the lead: the WaveReport of a simulated 11,279-fill wave (target <= 250 ms
     without the ILP). Returns markdown lines once ``adlmon.counterfactual.bench_wave_report``
@@ -184,7 +194,7 @@ def run(rounds: int, n_lp: int = 100_000) -> str:
     wf_verdict = "meets" if wf_min <= WATER_FILL_TARGET_MS else "misses"
     worst_ratio = min(v for (n, _), v in ratios.items() if n == n_lp)
     ratio_verdict = "meets" if worst_ratio >= HIGHS_RATIO_TARGET else "misses"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     lines = [
         "## Mechanisms",
         "",
