@@ -28,6 +28,7 @@ import heapq
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -177,22 +178,50 @@ def _lz4_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     rest = b""
     for chunk in chunks:
-        if rest:
-            chunk = rest + chunk
         parts = chunk.split(b"\n")
+        if rest:  # only the line cut by the chunk boundary is copied twice
+            parts[0] = rest + parts[0]
         rest = parts.pop()
         yield from parts
     if rest:
         yield rest
 
 
-def read_lines(path: str | Path, progress: Callable[[int], None] = lambda n: None) -> Iterator[bytes]:
-    """Byte lines of a plain or ``.lz4`` file, streamed."""
+def _line_views(chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]:
+    """Like :func:`_lines`, but a line inside a chunk is a view of it, not a copy."""
+    rest = b""
+    for chunk in chunks:
+        find = chunk.find
+        end = find(b"\n")
+        if end < 0:
+            rest += chunk
+            continue
+        yield rest + chunk[:end] if rest else chunk[:end]
+        view = memoryview(chunk)
+        start = end + 1
+        end = find(b"\n", start)
+        while end >= 0:
+            yield view[start:end]
+            start = end + 1
+            end = find(b"\n", start)
+        rest = chunk[start:]
+    if rest:
+        yield rest
+
+
+def read_lines(path: str | Path, progress: Callable[[int], None] = lambda n: None, *,
+               views: bool = False) -> Iterator[bytes]:
+    """Byte lines of a plain or ``.lz4`` file, streamed.
+
+    ``views``: most lines come as ``memoryview`` slices of the decompressed
+    chunk instead of ``bytes`` copies (``orjson.loads`` reads either; the
+    replay does this to save copying every byte once).
+    """
     p = Path(path)
     chunks = _raw_chunks(p, progress)
     if p.suffix == ".lz4":
         chunks = _lz4_chunks(chunks)
-    return _lines(chunks)
+    return _line_views(chunks) if views else _lines(chunks)
 
 
 _ROWS, _EVENTS = True, False
@@ -206,7 +235,7 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
     fill_rows = parse.fill_rows
     errs: list = []
     lineno = 0
-    lines = read_lines(inp.path, progress)
+    lines = read_lines(inp.path, progress, views=True)
     while True:
         try:
             line = next(lines)
@@ -222,6 +251,7 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
         try:
             obj = loads(line)
         except JSONDecodeError as exc:
+            line = bytes(line)
             if line.strip():
                 inp.error(lineno, "bad_json", f"not JSON ({exc}): {line[:60]!r}")
             continue
@@ -236,15 +266,20 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
                 inp.kinds[parse.NODE_FILLS_BY_BLOCK] += 1
                 if rows:
                     inp.fills += len(rows)
+                    # Free the decoded line before the engine runs: its memory is
+                    # then reused, still in cache, by the next line's decoding.
+                    line = obj = events = None
                     yield rows[0][6], _ROWS, rows
                 continue
             kind = parse.line_kind(obj)
             if kind is None:
-                raise ParseError("unknown_format", f"not a node fills or misc_events line: {line[:60]!r}")
+                raise ParseError("unknown_format",
+                                 f"not a node fills or misc_events line: {bytes(line[:60])!r}")
             inp.kinds[kind] += 1
             if kind == parse.NODE_FILLS:
                 row = parse.node_fill_row(obj, venue)
                 inp.fills += 1
+                line = obj = None
                 yield row[6], _ROWS, [row]
                 continue
             if kind == parse.NODE_FILLS_BY_BLOCK:  # "events" that is not a list
@@ -260,6 +295,7 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
                 evs = parse.misc_events(obj, venue)
             if evs:
                 inp.events += len(evs)
+                line = obj = None
                 yield evs[0].time_ms, _EVENTS, evs
         except ParseError as exc:
             inp.error(lineno, exc.reason, str(exc))
@@ -268,6 +304,26 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
 
 
 # ----------------------------------------------------------------------------- replay
+
+GC_GEN0_THRESHOLD = 50_000
+
+
+@contextmanager
+def collecting_less() -> Iterator[None]:
+    """The replay's garbage-collector setting, restored on exit.
+
+    Every fill row is a short-lived tuple; with the default gen-0 threshold (700)
+    the collector runs every few hundred fills and costs ~20% of the replay.
+    Nothing here builds reference cycles per line, so collect less often.
+    (``benchmarks/replay.py`` runs its ceiling passes under the same setting.)
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_GEN0_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
 
 def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
                  horizons_ms: Iterable[int] = (0, 500, 1000, 2000, 5000),
@@ -329,25 +385,20 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
 
     apply_rows = engine_.apply_fill_rows
     apply = engine_.apply
-    # Every fill row is a short-lived tuple; with the default gen-0 threshold (700)
-    # the collector runs every few hundred fills and costs ~20% of the replay.
-    # Nothing here builds reference cycles per line, so collect less often.
-    gc_threshold = gc.get_threshold()
-    gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
     try:
-        for _t, is_rows, payload in stream:
-            if is_rows:
-                done = apply_rows(payload)
-            else:
-                done = []
-                for ev in payload:
-                    d = apply(ev)
-                    if d:
-                        done += d
-            if done:
-                emit(done)
+        with collecting_less():
+            for _t, is_rows, payload in stream:
+                if is_rows:
+                    done = apply_rows(payload)
+                else:
+                    done = []
+                    for ev in payload:
+                        d = apply(ev)
+                        if d:
+                            done += d
+                if done:
+                    emit(done)
     finally:
-        gc.set_threshold(*gc_threshold)
         bar.close()
     emit(engine_.finish())
     stats = engine_.stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 from pathlib import Path
 
 import lz4.frame
@@ -131,6 +132,19 @@ def test_lz4_input_replays_like_plain(tmp_path):
 
 
 # ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("suffix", ["", ".lz4"])
+def test_line_views_are_the_byte_lines_whatever_the_chunking(tmp_path, monkeypatch, suffix):
+    rng = random.Random(7)
+    for case in range(60):
+        lines = [bytes(rng.choice(b"ab{}") for _ in range(rng.choice([0, 1, 2, 5, 40])))
+                 for _ in range(rng.randint(0, 12))]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
+        path = tmp_path / f"f{case}{suffix}"
+        path.write_bytes(lz4.frame.compress(data) if suffix else data)
+        monkeypatch.setattr(replay, "CHUNK_BYTES", rng.randint(1, 30))
+        assert [bytes(v) for v in replay.read_lines(path, views=True)] == list(replay.read_lines(path))
+
 
 def test_garbage_missing_field_and_bad_number_are_reported_by_file_and_line(tmp_path):
     good = (CASCADE / "node_fills_by_block.jsonl").read_bytes().splitlines()

@@ -27,6 +27,7 @@ from adlmon.engine.waves import Wave, WaveTracker
 
 _SPECIAL_KINDS = frozenset({ADL, LIQUIDATION, OTHER})
 _time_of_row = itemgetter(6)
+_kind_of_row = itemgetter(8)
 _STAT_OF_TYPE = {Mark: "marks", Funding: "fundings", LedgerUpdate: "ledger_updates",
                  AccountSnapshot: "snapshots", FeedGap: "feed_gaps"}
 
@@ -86,9 +87,8 @@ class Engine:
         self._rows = None
         self._pending.append(rows)
         self._counts["fills"] += len(rows)
-        special = [r for r in rows if r[8] in _SPECIAL_KINDS]
-        if special:
-            self._count_special(special)
+        if not _SPECIAL_KINDS.isdisjoint(map(_kind_of_row, rows)):  # rare: scan in C first
+            self._count_special([r for r in rows if r[8] in _SPECIAL_KINDS])
         return out
 
     def _count_special(self, rows) -> None:

@@ -46,23 +46,27 @@ from adlmon.events import (
 # Sizes within this relative distance are the same size (float sums of decimal sizes).
 _REL_TOL = 1e-9
 _ABS_TOL = 1e-12
+if (_REL_TOL, _ABS_TOL, 1.0 + _REL_TOL) != (1e-9, 1e-12, 1.000000001):  # pragma: no cover
+    raise ImportError("apply_fill_rows writes the tolerances out; update it with them")
 
 
 class Position:
-    __slots__ = ("size", "entry")
+    __slots__ = ("size", "entry", "account")
 
-    def __init__(self, size: float, entry: float):
+    def __init__(self, size: float, entry: float, account: Account):
         self.size = size
         self.entry = entry
+        self.account = account  # its holder: a fill finds both through the coin's book
 
     def __repr__(self) -> str:
         return f"Position(size={self.size!r}, entry={self.entry!r})"
 
 
 class Account:
-    __slots__ = ("cash", "positions", "known", "complete")
+    __slots__ = ("cash", "positions", "known", "complete", "user")
 
-    def __init__(self, known: bool = False):
+    def __init__(self, known: bool = False, user: str = ""):
+        self.user = user  # the ledger's key object for this account (books use the same one)
         self.cash = 0.0
         self.positions: dict[str, Position] = {}
         self.known = known  # cash is a fact (snapshot / ledger event), not a guess
@@ -140,33 +144,36 @@ class Ledger:
     def _account(self, user: str) -> Account:
         acct = self._accounts.get(user)
         if acct is None:
-            acct = self._accounts[user] = Account(self.new_accounts_empty)
+            acct = self._accounts[user] = Account(self.new_accounts_empty, user)
         return acct
 
     def apply_fill_rows(self, rows: Iterable[tuple]) -> None:
         """Apply fill rows in order (the accounting rules of the module docstring)."""
+        # The hot loop of a replay. Tolerances are written out (_ABS_TOL = 1e-12,
+        # _REL_TOL = 1e-9: checked at import) and signs are compared in branches,
+        # where CPython specialises float comparisons.
         accounts = self._accounts
         books = self._books
         fill_marks = self._fill_marks
         empty = self.new_accounts_empty
         buy = BUY
         for _v, coin, user, side, px, sz, _t, start, _k, pnl, fee, _i, _h, _l, _d in rows:
-            try:
-                acct = accounts[user]
-            except KeyError:
-                acct = accounts[user] = Account(empty)
-            acct.cash += pnl - fee
             fill_marks[coin] = px
             d = sz if side == buy else -sz
-            positions = acct.positions
-            pos = positions.get(coin)
+            # The position (and through it the account) from the coin's book: one
+            # lookup in a large dict per fill instead of two.
+            book = books.get(coin)
+            if book is None:
+                book = books[coin] = {}
+            pos = book.get(user)
             if pos is None:
-                if -_ABS_TOL <= start <= _ABS_TOL:
-                    pos = positions[coin] = Position(d, px)
-                    book = books.get(coin)
-                    if book is None:
-                        book = books[coin] = {}
-                    book[user] = pos
+                try:
+                    acct = accounts[user]
+                except KeyError:
+                    acct = accounts[user] = Account(empty, user)
+                acct.cash += pnl - fee
+                if -1e-12 <= start <= 1e-12:
+                    acct.positions[coin] = book[acct.user] = Position(d, px, acct)
                     continue
                 # The venue says the account held a position we never saw.
                 if acct.complete:
@@ -175,38 +182,52 @@ class Ledger:
                     self.positions_learned += 1
                 s = start
                 entry = _inferred_entry(start, d, px, pnl, sz)
-                pos = positions[coin] = Position(s, entry)
-                book = books.get(coin)
-                if book is None:
-                    book = books[coin] = {}
-                book[user] = pos
+                pos = acct.positions[coin] = book[acct.user] = Position(s, entry, acct)
             else:
+                acct = pos.account
+                acct.cash += pnl - fee
                 s = pos.size
                 entry = pos.entry
                 if s != start:  # usually float dust of s + d against the venue's decimal
                     diff = s - start
-                    tol = _ABS_TOL + _REL_TOL * (start if start > 0.0 else -start)
+                    tol = 1e-12 + 1e-9 * (start if start > 0.0 else -start)
                     if diff > tol or diff < -tol:
                         self.divergences += 1
-                        if start == 0.0 or (start > 0.0) != (s > 0.0):
+                        # A resynced position keeps its entry unless it changed side.
+                        if start == 0.0:
+                            entry = _inferred_entry(start, d, px, pnl, sz)
+                        elif start > 0.0:
+                            if not s > 0.0:
+                                entry = _inferred_entry(start, d, px, pnl, sz)
+                        elif s > 0.0:
                             entry = _inferred_entry(start, d, px, pnl, sz)
                     s = start
             new = s + d
             if s == 0.0:
                 pos.entry = px
-            elif (s > 0.0) == (d > 0.0):
-                a = s if s > 0.0 else -s
-                pos.entry = (a * entry + sz * px) / (a + sz)
+                pos.size = new
+                continue
+            if s > 0.0:
+                if d > 0.0:  # increasing a long
+                    pos.entry = (s * entry + sz * px) / (s + sz)
+                    pos.size = new
+                    continue
+                a = s
             else:
-                a = s if s > 0.0 else -s
-                if sz > a * (1.0 + _REL_TOL):
-                    pos.entry = px  # flip: the remainder opens at px
-                else:
-                    pos.entry = entry
-                    if new <= _ABS_TOL + _REL_TOL * a and -new <= _ABS_TOL + _REL_TOL * a:
-                        del positions[coin]
-                        del books[coin][user]
-                        continue
+                a = -s
+                if not d > 0.0:  # increasing a short
+                    pos.entry = (a * entry + sz * px) / (a + sz)
+                    pos.size = new
+                    continue
+            # Reducing, closing or flipping.
+            if sz > a * 1.000000001:  # a * (1 + _REL_TOL)
+                pos.entry = px  # flip: the remainder opens at px
+            else:
+                pos.entry = entry
+                if new <= 1e-12 + 1e-9 * a and -new <= 1e-12 + 1e-9 * a:
+                    del acct.positions[coin]
+                    del book[user]
+                    continue
             pos.size = new
 
     def _apply_mark(self, m: Mark) -> None:
@@ -245,13 +266,13 @@ class Ledger:
             upnl += p.size * (mark - p.entry_px)
             pos = acct.positions.get(p.coin)
             if pos is None:
-                pos = acct.positions[p.coin] = Position(p.size, p.entry_px)
+                pos = acct.positions[p.coin] = Position(p.size, p.entry_px, acct)
             else:  # the same coin twice (cross + isolated): one net position
                 total = pos.size + p.size
                 if (pos.size > 0) == (p.size > 0):
                     pos.entry = (abs(pos.size) * pos.entry + abs(p.size) * p.entry_px) / abs(total)
                 pos.size = total
-            self._books.setdefault(p.coin, {})[s.user] = pos
+            self._books.setdefault(p.coin, {})[acct.user] = pos
         if s.account_value is not None:
             acct.cash = s.account_value - upnl
             acct.known = True

@@ -134,6 +134,19 @@ def test_snapshot_replaces_the_account():
     assert [h for h in led.holders("ETH").users] == []
 
 
+def test_fills_after_a_snapshot_move_the_snapshot_position_and_cash():
+    led = Ledger()
+    led.apply(fill(A, "ETH", BUY, 100.0, 2.0, 0.0))
+    led.apply(snap(A, 50.0, ("ETH", -3.0, 110.0, 110.0), ("BTC", 1.0, 10.0, 10.0)))
+    led.apply_fill_rows([fill_row(fill(A, "ETH", BUY, 105.0, 1.0, -3.0, pnl=5.0, fee=0.5, kind=CLOSE))])
+    assert led.divergences == 0  # the snapshot's −3, not the replaced +2
+    assert led.position(A, "ETH") == (-2.0, 110.0)
+    assert led.cash(A) == pytest.approx(50.0 + 4.5)
+    led.apply_fill_rows([fill_row(fill(A, "BTC", SELL, 12.0, 1.0, 1.0, pnl=2.0, kind=CLOSE))])
+    assert led.positions(A) == {"ETH": (-2.0, 110.0)} and led.holders("BTC").users == ()
+    assert led.holders("ETH").users == (A,)
+
+
 def test_mark_events_take_precedence_once_seen():
     led = Ledger()
     led.apply(fill(A, "ETH", BUY, 100.0, 1.0, 0.0))
