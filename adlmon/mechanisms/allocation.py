@@ -78,8 +78,11 @@ class IntegerAllocation(ContractAllocation):
     optimal        True iff max_share is proven optimal (gap within 1e-9).
     method         "highs_mip" | "parametric" | "fallback" | "trivial".
     status         HiGHS model status of the min-z solve, or the reason no solve was needed.
-    capacity_exact False when the integer capacity was only bounded from below (multi-position
-                   accounts whose capacity knapsack did not finish in time).
+    capacity_exact False when the integer capacity is only a lower bound (accounts with several
+                   positions whose capacity knapsack was not solved to optimality, or not solved
+                   because B was within what the parametric search reaches).
+    level          = max_share.
+    contracts_needed is nan: the program covers a USD budget, not a contract count.
     """
 
     account_x: np.ndarray = None  # type: ignore[assignment]

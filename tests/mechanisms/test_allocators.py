@@ -309,6 +309,15 @@ def test_contract_pro_rata_is_not_house_monotone():
     assert eleven[2] < ten[2]
 
 
+def test_contract_pro_rata_edge_cases():
+    a = allocate_contract_pro_rata(np.array([2.0, 3.0]), 0.0, 5.0)  # a zero gap covers nothing
+    assert a.x.tolist() == [0.0, 0.0] and a.contracts.tolist() == [0.0, 0.0] and not a.feasible
+    a = allocate_contract_pro_rata(np.array([2.0, 3.0]), 4.0, 100.0)  # above capacity: close all
+    assert a.contracts.tolist() == [2.0, 3.0] and a.x.sum() == 20.0 and not a.feasible
+    assert allocate_contract_pro_rata(np.zeros(0), 1.0, 1.0).x.size == 0
+    np.testing.assert_array_equal(contract_pro_rata(np.array([7.0]), 2.0, 5.0), [6.0])  # n = 1
+
+
 def test_contract_pro_rata_rejects_two_gaps_in_one_call():
     with pytest.raises(ValueError, match="one gap"):
         contract_pro_rata(np.array([1.0, 2.0]), np.array([1.0, 2.0]), 1.0)
