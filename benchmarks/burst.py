@@ -49,6 +49,9 @@ from adlmon.config import HLP_LIQUIDATORS, parse_config  # noqa: E402
 from adlmon.sim import num  # noqa: E402
 from adlmon.venues.hyperliquid.snapshot import find_snapshot_files, load_snapshot  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_md import write_section  # noqa: E402
+
 VAULT = HLP_LIQUIDATORS[0]
 T0 = 1760130960000  # snapshot time
 T_ADL = 1760130964831  # the block of 10 Oct 2025 21:16:04.831
@@ -235,20 +238,6 @@ Target ≤ 0.5 s from wave close to report: {'meets it' if ok else 'MISSES it'}.
 """
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) this section of BENCHMARKS.md, leaving the others as they are."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = old.splitlines()
-    start = next((i for i, l in enumerate(lines) if l.strip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = [""] + lines[end:] if end < len(lines) else []
-        new = "\n".join(lines[:start] + text.rstrip("\n").splitlines() + tail) + "\n"
-    path.write_text(new)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fills", type=int, default=11_279)
@@ -282,7 +271,7 @@ def main() -> int:
               f"{r['report_lag_max_s'] * 1000:.0f} ms during the report")
     text = markdown(results, args.fills, args.speed)
     if not args.no_write:
-        write_section(text, REPO / "BENCHMARKS.md")
+        write_section(text, SECTION, REPO / "BENCHMARKS.md")
         print(f"updated {REPO / 'BENCHMARKS.md'} ({SECTION})")
     return 0
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -41,6 +40,9 @@ from adlmon.mechanisms import (
     allocate_queue,
     allocate_rap,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_md import write_section  # noqa: E402
 
 WATER_FILL_TARGET_MS = 100.0
 HIGHS_RATIO_TARGET = 20.0
@@ -126,7 +128,6 @@ def wave_report(rounds: int = 5) -> str:
     replayed through the engine), with every mechanism but the ILP, then with it."""
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from burst import generate
 
     from adlmon.config import MECHANISMS, CounterfactualConfig
@@ -264,16 +265,6 @@ def run(rounds: int, n_lp: int = 100_000) -> str:
     return "\n".join(lines)
 
 
-def update(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Mechanisms\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11, help="timed runs per allocator")
@@ -283,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     section = run(args.rounds, args.lp_n)
     print(section)
     if args.update:
-        update(args.update, section)
+        write_section(section, "## Mechanisms", args.update)
     return 0
 
 

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -30,6 +29,9 @@ from prometheus_client import generate_latest
 from adlmon.config import MECHANISMS, ServerConfig
 from adlmon.metrics import RECONNECT_REASONS, Metrics
 from adlmon.server import ServerState, server_url, start_server, stop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_md import write_section  # noqa: E402
 
 HORIZONS = (0, 500, 1000, 2000, 5000)
 CHANNELS = ("userFills", "userEvents", "userNonFundingLedgerUpdates", "clearinghouseState",
@@ -160,16 +162,6 @@ def run(n: int) -> str:
     return "\n".join(lines)
 
 
-def update(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Metrics\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=50, help="renders per budget")
@@ -178,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     section = run(args.n)
     print(section)
     if args.update:
-        update(args.update, section)
+        write_section(section, "## Metrics", args.update)
     return 0
 
 
