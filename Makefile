@@ -9,7 +9,6 @@ STAMP   := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,nats]'
 	touch $(STAMP)
 
@@ -26,10 +25,11 @@ run: venv
 test: venv system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Writes each benchmark's section of BENCHMARKS.md (the mechanisms one runs HiGHS at n = 10^5: ~5 min).
 bench: venv
 	$(BIN)/python benchmarks/replay.py
-	$(BIN)/python benchmarks/mechanisms.py
-	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/mechanisms.py --update BENCHMARKS.md
+	$(BIN)/python benchmarks/metrics.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/burst.py
 
 clean:
