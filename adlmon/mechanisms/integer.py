@@ -227,8 +227,9 @@ class _Problem:
 def _highs():
     import highspy
 
-    # The bare core class: highspy.Highs() prints a banner to stdout on construction.
-    h = highspy._Highs()
+    # The bare core class: highspy.Highs() prints a banner to stdout on construction. It is
+    # private, so fall back to the public class if a later highspy drops it.
+    h = getattr(highspy, "_Highs", highspy.Highs)()
     h.setOptionValue("output_flag", False)
     return h, highspy
 
