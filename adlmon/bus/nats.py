@@ -139,7 +139,10 @@ class NatsBus:
                 events = decode(msg.data)
                 self.consumed += len(events)
                 yield events
-                await msg.ack()  # the engine applied it
+                try:
+                    await msg.ack()  # the engine applied it
+                except nats.errors.ConnectionClosedError:
+                    return  # closed while the engine applied it: redelivered after ack_wait_s
 
     async def close(self) -> None:
         """Stop consuming and disconnect. Publishes are already acknowledged by JetStream;

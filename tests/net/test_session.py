@@ -220,7 +220,9 @@ async def test_unreachable_venue_retries_with_capped_jittered_backoff():
     class Nowhere:
         url = "ws://127.0.0.1:9/ws"
     out, delays = Recorder(), []
-    s = session(Nowhere, ToyAdapter(), out, delays)
+    # A refused connect fails at once; a handshake limit well above a loaded machine's
+    # scheduling delay keeps the reason connect_error, not timeout.
+    s = session(Nowhere, ToyAdapter(), out, delays, liveness_timeout_s=2.0)
     await run_until(s, lambda: len(delays) >= 8)
     assert set(s.reconnects) == {"connect_error"} and not s.connected
     assert all(0 <= d <= 0.2 for d in delays)
