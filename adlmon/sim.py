@@ -27,11 +27,23 @@ The model (paper.md §1.1, venues.md §1.4):
   ``(mark/entry)·(notional/account_value)`` for longs and, our documented
   guess for shorts, ``(entry/mark)·(notional/account_value)``; accounts with
   equity ≤ 0 rank last; whole positions are closed in rank order, the last
-  one partly, until the vault's size is matched. The transfer price is the
-  vault's bankruptcy price: px = mark + sign(q)·(−e)·w/|q| (w = the coin's
-  share of the vault's notional), rounded one tick away from the mark, so the
-  vault ends flat with equity ≥ 0 and px ≠ markPx. All ADL fills of one vault
-  and step share one block and one timestamp;
+  one partly, until the vault's size is matched, so the vault ends each ADL
+  step flat. The transfer price is the vault's bankruptcy price capped by a
+  per-step band around the mark: px = mark + sign(q)·min((−e)·w/|q|,
+  adl_band·mark) (w = the coin's share of the vault's notional), rounded one
+  tick away from the mark, so px ≠ markPx. Hyperliquid closes ADL'd
+  positions "at the previous mark price" (venues.md §1.4), near the mark,
+  not at a price that makes the vault whole; the band (default 5 bps) is our
+  stand-in for that distance, not a documented venue number. One ADL step
+  thus transfers at most ≈ adl_band of the notional it closes; the rest of
+  the vault's hole stays as negative equity (cash) across blocks and waves,
+  partly covered by the ADL steps of later takeovers. So a wave's needed
+  budget B (the transfers) is usually a part of the vault's deficit D (its
+  whole hole), θ^needed = B/D < 1, as on 10 Oct 2025 (paper §4.5: D ≈ $10.9M
+  in most waves, B $0.1–5.6M). ``adl_band=0`` gives the uncapped model: the
+  vault ends every ADL step with equity ≥ 0 and, since a wave's needed adds
+  each block's hole while its deficit takes the largest, θ^needed = 1. All
+  ADL fills of one vault and step share one block and one timestamp;
 * funding (two settlements: longs pay shorts at a per-coin rate) and a few
   deposits, in ``misc_events``;
 * fees: taker 4.5 bps (also the market-liquidated user), maker −0.2 bps
@@ -750,13 +762,15 @@ class _Run:
                 ex.n_liq_fills += 1
 
     def adl(self, t: int, v: int) -> list:
-        """ADL of vault ``v`` if its equity is negative: one block of fills."""
+        """ADL of vault ``v`` if its equity is negative: one block of fills (whole
+        positions, at the bankruptcy price capped by ``adl_band``, module docstring)."""
         ex = self.ex
         e = ex.equity(v)
         held = np.flatnonzero(ex.lots[v]).tolist()
         if e >= 0 or not held:
             return []
         deficit = -e
+        band = float(self.p["adl_band"])
         ex.adl_blocks.append((t, v, e))
         mark = np.array(ex.mark)
         ntl = {c: abs(float(ex.size[v, c])) * ex.mark[c] for c in held}
@@ -767,7 +781,10 @@ class _Run:
             q_l = int(ex.lots[v, c])
             q = abs(q_l) / coin.lot_div
             mk = ex.mark[c]
-            raw = mk + (1 if q_l > 0 else -1) * deficit * (ntl[c] / total) / q
+            dist = deficit * (ntl[c] / total) / q  # to the vault's bankruptcy price
+            if band > 0.0:  # per-step ADL cap: the price stays within the band
+                dist = min(dist, band * mk)
+            raw = mk + (1 if q_l > 0 else -1) * dist
             px = coin.round_px(raw, "up") if q_l > 0 else coin.round_px(raw, "down")
             if px == mk:
                 px = coin.px(coin.ticks(mk, "near") + (1 if q_l > 0 else -1))
@@ -956,7 +973,7 @@ DEFAULTS = dict(
     fills=0, trades_per_block=20, vaults=1, lz4=False, misc_format="event",
     start_ms=1760130900000, snapshot_block=758750000, warmup_ms=6000, drop_ms=4000,
     quiet_ms=9000, long_share=0.65, min_account_usd=200.0, depth=2.0, max_impact=0.02,
-    vault_capital=0.0005,
+    vault_capital=0.0005, adl_band=0.0005,
 )
 
 
@@ -972,7 +989,9 @@ def simulate(out_dir: str | Path, *, gap_ms: int = GAP_MS,
     snapshot_block, warmup_ms, drop_ms, quiet_ms, long_share,
     min_account_usd, depth (book depth per 100% move as a multiple of open
     interest), max_impact, vault_capital (vault capital as a fraction of gross
-    notional). Same params and seed give the same bytes.
+    notional), adl_band (per-step cap of the ADL price's distance from the
+    mark, as a fraction of the mark; 0 = uncapped bankruptcy price, the vault
+    made whole at every ADL step). Same params and seed give the same bytes.
     """
     unknown = set(params) - set(DEFAULTS)
     if unknown:
@@ -988,6 +1007,8 @@ def simulate(out_dir: str | Path, *, gap_ms: int = GAP_MS,
         raise ValueError("need at least 10 accounts and 1 coin")
     if p["misc_format"] not in ("block", "event"):
         raise ValueError("misc_format must be 'block' or 'event'")
+    if not 0.0 <= p["adl_band"] < 1.0:
+        raise ValueError("adl_band must be in [0, 1)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ex = _Exchange(p)
@@ -1022,15 +1043,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lz4", action="store_true", help="write fills and misc events as LZ4 frames")
     parser.add_argument("--misc-format", default=d["misc_format"], choices=("block", "event"),
                         help="misc_events lines: one {time, hash, inner} per line, or node blocks")
+    parser.add_argument("--adl-band", type=float, default=d["adl_band"],
+                        help="per-step cap of the ADL price's distance from the mark (fraction "
+                             "of the mark; 0 = bankruptcy price, the vault made whole)")
     parser.add_argument("--gap-ms", type=int, default=GAP_MS, help="wave gap of truth.json")
     parser.add_argument("--horizons-ms", default=",".join(map(str, HORIZONS_MS)),
                         help="production haircut horizons of truth.json (comma separated)")
 
 
+def _fmt_theta(theta: float | None) -> str:
+    return "null" if theta is None else f"{theta:.4f}"
+
+
 def main(args: argparse.Namespace) -> int:
     params = dict(accounts=args.accounts, coins=args.coins, shock=args.shock, seed=args.seed,
                   blocks=args.blocks, block_ms=args.block_ms, waves=args.waves, fills=args.fills,
-                  vaults=args.vaults, lz4=args.lz4, misc_format=args.misc_format)
+                  vaults=args.vaults, lz4=args.lz4, misc_format=args.misc_format,
+                  adl_band=args.adl_band)
     t = _time.perf_counter()
     try:
         horizons = tuple(int(x) for x in args.horizons_ms.split(",") if x.strip())
@@ -1049,5 +1078,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"  wave {w['wave_id']}: {w['t_start_ms']}..{w['t_end_ms']} "
               f"({(w['t_end_ms'] - w['t_start_ms']) / 1000:.1f} s) fills={w['adl_fills']} "
               f"needed={w['needed_usd']:,.2f} deficit={w['deficit_usd']:,.2f} "
-              f"H0={w['production_haircut_usd'].get('0', float('nan')):,.2f}")
+              f"H0={w['production_haircut_usd'].get('0', float('nan')):,.2f} "
+              f"theta_needed={_fmt_theta(w['theta_needed'])}")
     return 0

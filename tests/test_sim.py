@@ -373,11 +373,67 @@ def test_truth_waves_match_the_adl_fills_written(run, ref):
             assert sum(max(0.0, x) for x in per_user.values()) == pytest.approx(value, rel=1e-9, abs=1e-9)
 
 
-def test_adl_closes_the_top_of_hyperliquids_index_and_leaves_the_vault_solvent(run, ref):
+def test_adl_closes_the_top_of_hyperliquids_index_in_the_band_and_leaves_the_vault_flat(run, ref):
     assert ref.adl_checks and all(c["ranked"] for c in ref.adl_checks)
     assert all(min(c["equity"].values()) < 0 for c in ref.adl_checks)
-    for v in run.truth["vaults"]:
-        assert run.truth["accounts"][v] >= 0
+    band = run.truth["params"]["adl_band"]
+    assert band > 0  # the default: ADL capped per step (module docstring)
+    capped = 0
+    for b in blocks(run.fills_path):
+        if not any(f["dir"] == "Auto-Deleveraging" for _, f in b["events"]):
+            continue
+        vault_fills = [f for _, f in b["events"] if f["dir"] != "Auto-Deleveraging"]
+        last: dict[str, dict] = {}
+        for f in vault_fills:
+            mk, px = float(f["liquidation"]["markPx"]), float(f["px"])
+            # within the band, up to one tick of rounding away from the mark (a tick is
+            # < 2.5e-4 of a five-significant-figure price above half its start)
+            assert abs(px - mk) <= (band + 2.5e-4) * mk, f
+            capped += abs(px - mk) >= band * mk * (1 - 1e-9)
+            last[f["coin"]] = f
+        for f in last.values():  # the vault ends the ADL step flat in every coin
+            d = float(f["sz"]) if f["side"] == "B" else -float(f["sz"])
+            assert abs(float(f["startPosition"]) + d) < 1e-9, f
+    assert capped > 0
+    # the hole the capped steps did not cover stays with the vault
+    assert min(run.truth["accounts"][v] for v in run.truth["vaults"]) < 0
+
+
+def test_uncapped_adl_makes_the_vault_whole_so_theta_needed_is_one(tmp_path):
+    """adl_band=0: the bankruptcy price; the vault ends every ADL step with equity >= 0, so a
+    wave's needed (each block's hole, added) covers its deficit (the largest hole)."""
+    res = sim.simulate(tmp_path, **SMALL, adl_band=0.0)
+    ref = RefReplay(res).run(res)
+    assert ref.adl_checks and all(c["ranked"] for c in ref.adl_checks)
+    for v in res.truth["vaults"]:
+        assert res.truth["accounts"][v] >= 0
+    assert res.truth["waves"] and all(w["theta_needed"] == 1.0 for w in res.truth["waves"])
+
+
+def test_capped_adl_gives_waves_with_theta_needed_below_one_and_the_replay_agrees(run):
+    """The default per-step ADL cap leaves part of the vault's hole to later waves: some waves
+    need less than their deficit (0 < θ^needed < 1, paper §4.5), θ^needed varies across waves
+    (path variation P > 0), and the engine's replay of the files finds the same θ."""
+    from adlmon import replay
+    from adlmon.engine.engine import Engine
+    from adlmon.engine.ledger import Ledger
+    from adlmon.mechanisms.severity import path_variation
+
+    truth = run.truth["waves"]
+    below = [w for w in truth if 0.0 < w["theta_needed"] < 1.0]
+    assert below, [w["theta_needed"] for w in truth]
+    for w in below:
+        assert w["needed_usd"] < w["deficit_usd"]
+    assert path_variation([w["theta_needed"] for w in truth]) > 0
+    engine = Engine("hyperliquid", sim.GAP_MS, sim.HORIZONS_MS, Ledger(new_accounts_empty=True))
+    out = replay.replay_files(run.paths, sim.GAP_MS, sim.HORIZONS_MS, engine=engine)
+    assert out.ok and not out.errors, out.errors
+    got = {(w.t_start_ms, w.t_end_ms): w.to_dict() for w in out.waves}
+    for w in below:
+        g = got[(w["t_start_ms"], w["t_end_ms"])]
+        assert g["adl_fills"] == w["adl_fills"]
+        for key in ("theta_needed", "needed_usd", "deficit_usd", "deficit_increment_usd"):
+            assert g[key] == pytest.approx(w[key], rel=1e-6), (w["wave_id"], key)
 
 
 def test_two_vaults_share_the_backstop(tmp_path):
