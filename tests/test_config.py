@@ -1,0 +1,86 @@
+"""config.toml -> frozen dataclasses; every error names file, key, value and what is allowed."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adlmon.config import Config, ConfigError, load_config, parse_config, to_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def errors_of(text: str, tmp_path: Path) -> list[str]:
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    return exc.value.errors
+
+
+def test_shipped_config_toml_states_every_default():
+    assert load_config(ROOT / "config.toml") == Config()
+
+
+def test_effective_config_round_trips_through_toml(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(to_toml(Config()))
+    assert load_config(p) == Config()
+
+
+def test_bad_value_names_file_section_key_value_and_what_is_allowed(tmp_path):
+    (err,) = errors_of("[engine]\ngap_ms = -5\n", tmp_path)
+    assert err == f"{tmp_path / 'bad.toml'}: [engine] gap_ms = -5: must be a positive integer"
+
+
+def test_unknown_keys_and_sections_are_errors_not_silently_ignored(tmp_path):
+    errs = errors_of("[engine]\ngap_msec = 10\n[enigne]\nx = 1\n", tmp_path)
+    assert any("[engine] unknown key 'gap_msec'" in e and "gap_ms" in e for e in errs)
+    assert any("unknown key 'enigne'" in e for e in errs)
+
+
+def test_every_error_is_reported_at_once(tmp_path):
+    errs = errors_of('[server]\nlisten = "nohost"\n[bus]\nkind = "kafka"\n'
+                     '[venues.hyperliquid]\nsources = ["vault_fills", "telepathy"]\n'
+                     'ws_url = "http://x"\n', tmp_path)
+    assert len(errs) == 4
+    assert any("listen = 'nohost': must be HOST:PORT" in e for e in errs)
+    assert any("kind = 'kafka'" in e for e in errs)
+    assert any("sources = ['vault_fills', 'telepathy']: must be a subset" in e for e in errs)
+
+
+def test_wrong_types_are_rejected_and_ints_widen_to_floats():
+    with pytest.raises(ConfigError, match=r"gap_ms = '5000': must be an integer"):
+        parse_config({"engine": {"gap_ms": "5000"}})
+    with pytest.raises(ConfigError, match=r"horizons_ms = \[0, 'x'\]: must be an array of int"):
+        parse_config({"engine": {"horizons_ms": [0, "x"]}})
+    with pytest.raises(ConfigError, match="enabled = 1: must be true or false"):
+        parse_config({"venues": {"hyperliquid": {"enabled": 1}}})
+    cfg = parse_config({"counterfactual": {"ilp_time_limit_s": 3}})
+    assert cfg.counterfactual.ilp_time_limit_s == 3.0 and isinstance(cfg.counterfactual.ilp_time_limit_s, float)
+
+
+def test_cross_key_rules(tmp_path):
+    errs = errors_of("[venues.hyperliquid]\nbackoff_initial_s = 90.0\n[server]\ntls_cert = \"c.pem\"\n",
+                     tmp_path)
+    assert any("backoff_initial_s = 90.0: must not exceed backoff_max_s = 60.0" in e for e in errs)
+    assert any("tls_cert and tls_key must be set together" in e for e in errs)
+
+
+def test_broken_toml_and_missing_file_are_clear(tmp_path):
+    (err,) = errors_of("[engine\ngap_ms = 1\n", tmp_path)
+    assert "not valid TOML" in err and "bad.toml" in err
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_check_config_cli_prints_errors_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\ngap_ms = 0\n")
+    r = subprocess.run([sys.executable, "-m", "adlmon", "check-config", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "gap_ms = 0: must be a positive integer" in r.stderr
+    ok = subprocess.run([sys.executable, "-m", "adlmon", "check-config", str(ROOT / "config.toml")],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "[venues.hyperliquid]" in ok.stdout
