@@ -22,6 +22,8 @@ after the last batch it acknowledged.
 
 from __future__ import annotations
 
+import asyncio
+
 import dataclasses
 from typing import AsyncIterator, Sequence
 
@@ -131,7 +133,7 @@ class NatsBus:
         while not self._closed:
             try:
                 msgs = await self._sub.fetch(batch=batch, timeout=timeout_s)
-            except nats.errors.TimeoutError:
+            except asyncio.TimeoutError:  # nats' own TimeoutError, or a fetch deadline already past
                 continue
             except nats.errors.ConnectionClosedError:
                 return
