@@ -23,7 +23,6 @@ after the last batch it acknowledged.
 from __future__ import annotations
 
 import asyncio
-
 import dataclasses
 from typing import AsyncIterator, Sequence
 
