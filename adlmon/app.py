@@ -140,6 +140,7 @@ class Daemon:
         self._engine_task: asyncio.Task | None = None
         self._report_task: asyncio.Task | None = None
         self.url = ""
+        self._stopping = False
 
     async def publish(self, events) -> None:
         await self.bus.publish(events)
@@ -246,8 +247,13 @@ class Daemon:
             "pnl_capacity_usd": sum(r["pnl_capacity_usd"] for r in records),
             "accounts": records,
         }
-        if snaps:
-            await self.publish(snaps)
+        if snaps and not self._stopping:
+            try:
+                await self.publish(snaps)
+            except Exception:  # noqa: BLE001
+                if not self._stopping:
+                    raise
+                # The bus closed under us during shutdown: these only served later waves.
 
     def _write(self, report: dict, compute_s: float) -> None:
         self.reports.append(report)
@@ -278,6 +284,7 @@ class Daemon:
 
     # ------------------------------------------------------------------- stop
     async def stop(self) -> None:
+        self._stopping = True
         self.notifier.stopping("shutting down")
         t_end = time.monotonic() + STOP_GRACE_S
         await self.feeds.stop()
