@@ -211,9 +211,11 @@ class WaveTracker:
         if first_block:
             w = self._open = _Building(self._next_id, t)
             self._next_id += 1
-        elif t > w.t_end:
-            w.t_end = t
-            w.marks.clear()  # horizons move with t_end
+        else:
+            w.t_end = max(w.t_end, t)
+            # Horizons move with t_end, and marks captured before these fills lack any coin
+            # they bring (live: a block can arrive after the clock passed its time).
+            w.marks.clear()
             w.status.clear()
         cache = {} if equity_cache is None else equity_cache
         marks = None

@@ -234,3 +234,26 @@ def test_wave_is_immutable():
     assert isinstance(w, Wave)
     with pytest.raises(AttributeError):
         w.needed_usd = 0.0  # type: ignore[misc]
+
+
+def test_adl_block_arriving_after_the_clock_passed_its_time_brings_its_coin_into_the_horizons():
+    # Live: the clock reaches t_end (horizon 0 captured), then a late block at the same time
+    # adds a coin the wave had not seen; the horizon marks must cover it.
+    from adlmon.engine.engine import Engine
+    from adlmon.engine.ledger import Ledger
+    from adlmon.events import ADL, BUY, AccountSnapshot, Fill, Liquidation
+
+    vault = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"
+
+    def adl(user, coin, t, tid):
+        return Fill("hyperliquid", coin, user, BUY, 105.0, 1.0, t, -1.0, ADL, 0.0, 0.0, tid, "h",
+                    Liquidation(vault, 100.0, "backstop"), "Auto-Deleveraging")
+
+    eng = Engine("hyperliquid", 5000, (0,), Ledger())
+    eng.apply(AccountSnapshot("hyperliquid", vault, -10.0, (), 0))
+    eng.apply(adl("0xa", "BTC", 1000, 1))
+    eng.tick(1500)  # horizon 0 of the open wave captured (BTC only)
+    eng.apply(adl("0xb", "ETH", 1000, 2))  # late block of the same time, a new coin
+    (wave,) = eng.finish()
+    assert set(wave.horizon_marks[0]) == {"BTC", "ETH"}
+    assert wave.adl_fills == 2 and wave.needed_usd == 10.0
