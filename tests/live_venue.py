@@ -95,11 +95,15 @@ class Tap:
         return [e for e in self.events if isinstance(e, FeedGap)]
 
 
-async def start_daemon(fake: FakeHyperliquid, cfg) -> tuple[Daemon, Tap]:
+async def start_daemon(fake: FakeHyperliquid, cfg, join_hold_ms: int | None = None) -> tuple[Daemon, Tap]:
     """A daemon on ``cfg`` whose clock does not know the venue plays fast (rate 1):
     waves close and horizons are reached by later events, as in a replay, and a
-    fault's wall-clock timeouts cannot pass for minutes of venue time."""
+    fault's wall-clock timeouts cannot pass for minutes of venue time.
+    ``join_hold_ms``: how long a vault fill waits for its trade (venue ms; at SPEED
+    the default 2 s is 0.1 s of wall time, which a loaded machine can exceed)."""
     daemon = Daemon(cfg, clock=VenueClock(rate=1.0))
+    if join_hold_ms is not None:
+        daemon.feeds.join.hold_ms = join_hold_ms
     tap = Tap(daemon.feeds.publish)
     daemon.feeds.publish = tap
     await daemon.start()

@@ -32,6 +32,7 @@ ADLMON = [sys.executable, "-m", "adlmon"]
 # A reconnect on a loaded machine loses trades beyond what the venue re-sends (the fault
 # matrix in test_faults.py covers that); these end-to-end comparisons must not depend on it.
 NO_LOAD_RECONNECTS = {"liveness_timeout_s": 3.0, "silence_budget_s": 3.0}
+NO_LOAD_JOIN_HOLD_MS = 40_000  # 2 s of wall time at the fake venue's speed
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def wave_samples(text: str) -> dict:
 async def test_live_daemon_reports_the_same_waves_and_wave_metrics_as_a_replay(cascade, tmp_path):
     sim, reference = cascade
     fake = await FakeHyperliquid(sim.out_dir, speed=SPEED, paused=True).start()
-    daemon, _tap = await start_daemon(fake, live_config(fake, tmp_path, **NO_LOAD_RECONNECTS))
+    daemon, _tap = await start_daemon(fake, live_config(fake, tmp_path, **NO_LOAD_RECONNECTS),
+                                      join_hold_ms=NO_LOAD_JOIN_HOLD_MS)
     try:
         fake.resume()
         await wait_for(fake.done.is_set, 20)
@@ -293,7 +295,7 @@ async def test_live_daemon_over_a_real_nats_jetstream_bus_reports_the_same_waves
         cfg = live_config(fake, tmp_path, **NO_LOAD_RECONNECTS)
         cfg = dataclasses.replace(cfg, bus=dataclasses.replace(
             cfg.bus, kind="nats", nats_url=f"nats://127.0.0.1:{port}"))
-        daemon, _tap = await start_daemon(fake, cfg)
+        daemon, _tap = await start_daemon(fake, cfg, join_hold_ms=NO_LOAD_JOIN_HOLD_MS)
         try:
             fake.resume()
             await wait_for(fake.done.is_set, 20)
