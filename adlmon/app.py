@@ -202,6 +202,10 @@ class Daemon:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.tick_s)
+            if self.bus.pending:
+                # Received but not applied yet: those events, not the wall clock, move time
+                # (else a slow bus lets the clock reach a horizon before its marks are in).
+                continue
             done = self.engine.tick(self.clock.now_ms())
             if done:
                 await self._closed(done)

@@ -109,7 +109,9 @@ class NatsBus:
 
     @property
     def pending(self) -> int:
-        return 0  # the backlog lives in the server (see the consumer's num_pending)
+        """Events this process published and its engine has not consumed yet. Collectors on
+        other hosts are not counted: their backlog lives in the server."""
+        return max(self.published - self.consumed, 0)
 
     async def publish(self, events: Sequence) -> None:
         if not events:
