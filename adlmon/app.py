@@ -441,8 +441,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = effective_config(args)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+        return exc.report()
     _setup_logging(cfg)
     return asyncio.run(run(cfg, demo=args.demo, demo_speed=args.demo_speed))

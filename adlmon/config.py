@@ -33,6 +33,12 @@ class ConfigError(ValueError):
         super().__init__("\n".join(errors))
         self.errors = errors
 
+    def report(self) -> int:
+        """Print every error to stderr; the exit code of a command refused for its config."""
+        for line in self.errors:
+            print(line, file=sys.stderr)
+        return 2
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -318,8 +324,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.path)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+        return exc.report()
     sys.stdout.write(to_toml(cfg))
     return 0

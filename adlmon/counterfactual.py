@@ -303,7 +303,7 @@ class Counterfactual:
         if D is None or not D > 0:
             return {"counted": False}
         self._deficits.append(D)
-        self._theta_needed.append(min(1.0, B / D))
+        self._theta_needed.append(wave.theta_needed)
         ref = mechanisms.get(REFERENCE, mechanisms[OPTIMAL])["ex_post"]["max_share"]
         lam = self.cfg.fairness_lambda
         for name, m in mechanisms.items():

@@ -520,9 +520,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+        return exc.report()
     gap_ms = args.gap_ms if args.gap_ms is not None else cfg.engine.gap_ms
     if gap_ms <= 0:
         print(f"adlmon replay: --gap-ms {gap_ms}: must be a positive integer", file=sys.stderr)
