@@ -15,10 +15,20 @@ in ``_usd`` (every venue is converted to USD at ingest); counters end in
 - ``mechanism``: the configured counterfactual mechanisms (plus ``production`` on
   the last-wave and policy-loss gauges);
 - ``channel``: the feed channels the collectors open (at most ``MAX_CHANNELS``);
+- ``source``: the connection (or file tail) a feed series belongs to, so two
+  sessions carrying the same channel (one per liquidator vault) keep series of
+  their own: ``market``, ``node``, a vault's pool name (at most ``MAX_SOURCES``;
+  ``main`` when a caller names none);
 - ``reason``: reconnects use the fixed ``RECONNECT_REASONS``; parse errors use the
   parser's short reason (``ParseError.reason``), at most ``MAX_PARSE_REASONS``
-  distinct values;
+  distinct values, the known ones (``PARSE_REASONS``) first;
 - ``pool``: insurance-fund pools (at most ``MAX_POOLS``).
+
+Series exist from the start (issue 8 §2): a family whose label values are known
+when the daemon starts (configured venues, horizons, mechanisms, each source's
+channels, the fixed reason and kind sets) is created then, counters at 0 and
+gauges at 0 (a state: connected, armed) or NaN (a value not measured yet), so an
+alert on ``== 0`` can fire offline and panels read 0, not "no data".
 
 A value past a cap is folded into ``other``; an unknown horizon or mechanism
 in a wave report is skipped (mixing it into ``other`` would make sums wrong).
@@ -67,6 +77,13 @@ MAX_VENUES = 10
 MAX_CHANNELS = 16
 MAX_PARSE_REASONS = 16
 MAX_POOLS = 8
+MAX_SOURCES = 16
+DEFAULT_SOURCE = "main"
+# The parsers' ParseError reasons (and the session's own), created at 0 per channel.
+PARSE_REASONS = (
+    "bad_json", "bad_number", "bad_value", "missing_field", "unknown_channel",
+    "unknown_format", "unknown_shape", "venue_error", "exception",
+)
 ENGINE_ANOMALIES = ("divergence", "unknown_dir", "unknown_ledger")
 
 LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -97,7 +114,8 @@ def _f(name, kind, group, labels, help_text, buckets=()):
     return Family(name, kind, group, tuple(labels), help_text, tuple(buckets))
 
 
-V, H, M, C = ("venue",), ("venue", "horizon"), ("venue", "mechanism"), ("venue", "channel")
+V, H, M = ("venue",), ("venue", "horizon"), ("venue", "mechanism")
+C = ("venue", "channel", "source")
 
 FAMILIES: tuple[Family, ...] = (
     # --- waves: one increment per closed ADL wave (DESIGN §4, paper §4.4) ---
@@ -193,9 +211,9 @@ FAMILIES: tuple[Family, ...] = (
        "channels (quiet ones rely on ping/pong). Unit: seconds."),
     _f("adlmon_feed_messages_total", "counter", "feeds", C,
        "Data messages received (frames or file lines). Unit: messages."),
-    _f("adlmon_feed_parse_errors_total", "counter", "feeds", ("venue", "channel", "reason"),
+    _f("adlmon_feed_parse_errors_total", "counter", "feeds", (*C, "reason"),
        "Frames that failed to parse, by parser reason. Unit: messages."),
-    _f("adlmon_feed_reconnects_total", "counter", "feeds", ("venue", "channel", "reason"),
+    _f("adlmon_feed_reconnects_total", "counter", "feeds", (*C, "reason"),
        "Reconnects, by why the previous session ended (fixed reason set). Unit: reconnects."),
     _f("adlmon_feed_gaps_total", "counter", "feeds", C,
        "Feed gaps announced after a reconnect (data may be missing). Unit: gaps."),
@@ -305,12 +323,13 @@ class Metrics:
         self._venue = _Bounded(MAX_VENUES)
         self._channel = _Bounded(MAX_CHANNELS)
         self._pool = _Bounded(MAX_POOLS)
-        self._parse_reason = _Bounded(MAX_PARSE_REASONS, pattern=_REASON_RE)
+        self._source = _Bounded(MAX_SOURCES)
+        self._parse_reason = _Bounded(MAX_PARSE_REASONS, PARSE_REASONS, pattern=_REASON_RE)
         self.families: dict[str, Any] = {}
         for fam in FAMILIES:
             self.families[fam.name] = self._make(fam)
         self._children: dict[tuple, Any] = {}
-        self._feeds: dict[tuple[str, str], _FeedChildren] = {}
+        self._feeds: dict[tuple[str, str, str], _FeedChildren] = {}
         self._engine_seen: dict[tuple[str, str], float] = {}
         if process_collectors:
             ProcessCollector(registry=self.registry)
@@ -345,10 +364,29 @@ class Metrics:
         return child
 
     def _init_venue(self, venue: str) -> None:
-        """Create the per-venue wave counters at 0 (a series born at its first
-        increment is invisible to ``increase()``)."""
+        """Create every per-venue series whose labels are known (module docstring,
+        "Series exist from the start"): wave and mechanism counters and anomaly
+        kinds at 0 (a series born at its first increment is invisible to
+        ``increase()``), armed at 0, values not measured yet (last wave, controller,
+        regret, shortfall) at NaN."""
+        mechanisms = (*self.mechanisms, PRODUCTION)
         for fam in FAMILIES:
-            if fam.kind != "counter" or fam.group not in ("waves", "mechanisms"):
+            if fam.group not in ("waves", "mechanisms", "funds", "engine"):
+                continue
+            if fam.kind == "gauge":
+                if fam.name == "adlmon_adl_armed":
+                    self._child(fam.name, venue).set(0)
+                    continue
+                if fam.labels == V:
+                    keys = [(venue,)]
+                elif fam.labels == H:
+                    keys = [(venue, h) for h in self.horizons]
+                elif fam.labels == M:
+                    keys = [(venue, m) for m in mechanisms]
+                else:
+                    continue  # per pool: declare_pool; process gauges have no venue
+                for key in keys:
+                    self._child(fam.name, *key).set(math.nan)
                 continue
             if fam.labels == V:
                 self._child(fam.name, venue)
@@ -358,6 +396,31 @@ class Metrics:
             elif fam.labels == M:
                 for m in self.mechanisms:
                     self._child(fam.name, venue, m)
+            elif fam.labels == ("venue", "kind"):
+                for kind in ENGINE_ANOMALIES:
+                    self._child(fam.name, venue, kind)
+
+    def declare_feed(self, venue: str, channel: str, source: str = DEFAULT_SOURCE) -> None:
+        """Create a feed channel's series before its first connection: connected 0,
+        messages, gaps, every reconnect reason and known parse reason at 0, the last
+        message time NaN (never received)."""
+        fresh = (venue, channel, source) not in self._feeds  # else it is live already
+        feed = self._feed(venue, channel, source)
+        v, c, s = self._venue(venue), self._channel(channel), self._source(source)
+        if fresh:
+            self._child("adlmon_feed_connected", v, c, s).set(0)
+            feed.last_ts.set(math.nan)
+        for reason in RECONNECT_REASONS:
+            self._child("adlmon_feed_reconnects_total", v, c, s, reason)
+        for reason in PARSE_REASONS:
+            self._child("adlmon_feed_parse_errors_total", v, c, s, self._parse_reason(reason))
+
+    def declare_pool(self, venue: str, pool: str) -> None:
+        """An insurance-fund pool known before its first balance: NaN until read."""
+        v, p = self._venue(venue), self._pool(pool)
+        for name in ("adlmon_insurance_fund_usd", "adlmon_insurance_fund_snapshot_timestamp_seconds"):
+            if (name, v, p) not in self._children:
+                self._child(name, v, p).set(math.nan)
 
     # --- engine / process ---
     def build_info(self, version: str = __version__) -> None:
@@ -528,34 +591,36 @@ class Metrics:
     def set_adl_armed(self, venue: str, armed: bool) -> None:
         self._child("adlmon_adl_armed", self._venue(venue)).set(1 if armed else 0)
 
-    # --- feeds (called by the websocket / file-tail layer) ---
-    def _feed(self, venue: str, channel: str) -> _FeedChildren:
-        key = (venue, channel)
+    # --- feeds (called by the websocket / file-tail layer; ``source`` names the
+    # connection, see the module docstring) ---
+    def _feed(self, venue: str, channel: str, source: str = DEFAULT_SOURCE) -> _FeedChildren:
+        key = (venue, channel, source)
         feed = self._feeds.get(key)
         if feed is None:
-            v, c = self._venue(venue), self._channel(channel)
+            v, c, s = self._venue(venue), self._channel(channel), self._source(source)
             feed = self._feeds[key] = _FeedChildren(
-                self._child("adlmon_feed_messages_total", v, c),
-                self._child("adlmon_feed_last_message_timestamp_seconds", v, c),
-                self._child("adlmon_feed_message_lag_seconds", v, c))
-            self._child("adlmon_feed_gaps_total", v, c)  # exists at 0 from the start
+                self._child("adlmon_feed_messages_total", v, c, s),
+                self._child("adlmon_feed_last_message_timestamp_seconds", v, c, s),
+                self._child("adlmon_feed_message_lag_seconds", v, c, s))
+            self._child("adlmon_feed_gaps_total", v, c, s)  # exists at 0 from the start
         return feed
 
-    def connected(self, venue: str, channel: str, up: bool) -> None:
-        self._feed(venue, channel)
-        self._child("adlmon_feed_connected", self._venue(venue), self._channel(channel)).set(
-            1 if up else 0)
+    def connected(self, venue: str, channel: str, up: bool, source: str = DEFAULT_SOURCE) -> None:
+        self._feed(venue, channel, source)
+        self._child("adlmon_feed_connected", self._venue(venue), self._channel(channel),
+                    self._source(source)).set(1 if up else 0)
 
-    def silence_budget(self, venue: str, channel: str, seconds: float) -> None:
+    def silence_budget(self, venue: str, channel: str, seconds: float,
+                       source: str = DEFAULT_SOURCE) -> None:
         """Declare ``channel`` busy: stale after ``seconds`` of data silence."""
         self._child("adlmon_feed_silence_budget_seconds", self._venue(venue),
-                    self._channel(channel)).set(seconds)
+                    self._channel(channel), self._source(source)).set(seconds)
 
     def message(self, venue: str, channel: str, n: int = 1, exchange_time_ms: float | None = None,
-                now: float | None = None) -> None:
+                now: float | None = None, source: str = DEFAULT_SOURCE) -> None:
         """``n`` data messages received at ``now`` (Unix s); ``exchange_time_ms`` is
         the venue timestamp of the newest one, for the lag histogram."""
-        feed = self._feeds.get((venue, channel)) or self._feed(venue, channel)
+        feed = self._feeds.get((venue, channel, source)) or self._feed(venue, channel, source)
         if now is None:
             now = time.time()
         feed.messages.inc(n)
@@ -564,23 +629,53 @@ class Metrics:
             lag = now - exchange_time_ms / 1000.0
             feed.lag.observe(lag if lag > 0 else 0.0)
 
-    def parse_error(self, venue: str, channel: str, reason: str, n: int = 1) -> None:
+    def parse_error(self, venue: str, channel: str, reason: str, n: int = 1,
+                    source: str = DEFAULT_SOURCE) -> None:
         self._child("adlmon_feed_parse_errors_total", self._venue(venue), self._channel(channel),
-                    self._parse_reason(reason)).inc(n)
+                    self._source(source), self._parse_reason(reason)).inc(n)
 
-    def reconnect(self, venue: str, channel: str, reason: str) -> None:
+    def reconnect(self, venue: str, channel: str, reason: str, source: str = DEFAULT_SOURCE) -> None:
         r = reason if reason in RECONNECT_REASONS else OTHER
         self._child("adlmon_feed_reconnects_total", self._venue(venue), self._channel(channel),
-                    r).inc()
+                    self._source(source), r).inc()
 
-    def gap(self, venue: str, channel: str, n: int = 1) -> None:
-        self._child("adlmon_feed_gaps_total", self._venue(venue), self._channel(channel)).inc(n)
+    def gap(self, venue: str, channel: str, n: int = 1, source: str = DEFAULT_SOURCE) -> None:
+        self._child("adlmon_feed_gaps_total", self._venue(venue), self._channel(channel),
+                    self._source(source)).inc(n)
+
+    def for_source(self, source: str) -> "SourceMetrics":
+        """This catalogue as one connection sees it: feed calls carry ``source``."""
+        return SourceMetrics(self, source)
 
     # --- exposition ---
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
     catalogue = staticmethod(catalogue)
+
+
+class SourceMetrics:
+    """A feed source's view of :class:`Metrics` (or of any object with the same
+    feed methods, e.g. ``NullMetrics``): every feed call gets ``source=``; the
+    rest passes through."""
+
+    _FEED = frozenset(("connected", "silence_budget", "message", "parse_error", "reconnect",
+                       "gap", "declare_feed"))
+
+    def __init__(self, metrics: Any, source: str):
+        self._m = metrics
+        self.source = source
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._m, name)
+        if name in self._FEED:
+            source = self.source
+
+            def call(*args, **kw):
+                kw.setdefault("source", source)
+                return attr(*args, **kw)
+            return call
+        return attr
 
 
 def _first(report: Mapping[str, Any], *keys: str) -> Any:
@@ -645,13 +740,13 @@ def write_replay_exposition(path: str | os.PathLike, reports: Iterable[Mapping[s
         for inp in inputs.values():
             if not isinstance(inp, Mapping) or inp.get("kind") in (None, "snapshot", "empty"):
                 continue
-            v, c = metrics._venue(venues[0]), metrics._channel(inp["kind"])
             lines = _num(inp.get("lines"))
             if lines:
-                metrics._child("adlmon_feed_messages_total", v, c).inc(lines)
+                metrics._feed(venues[0], inp["kind"], "replay").messages.inc(lines)
             for reason, n in (inp.get("errors") or {}).items():
                 if _num(n):
-                    metrics.parse_error(venues[0], inp["kind"], reason, n=_num(n))
+                    metrics.parse_error(venues[0], inp["kind"], reason, n=_num(n),
+                                        source="replay")
     out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(metrics.exposition())

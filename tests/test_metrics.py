@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adlmon.metrics import (
-    FAMILIES, MAX_PARSE_REASONS, RECONNECT_REASONS, Metrics, catalogue, reconnect_reason_for_close,
+    FAMILIES, MAX_PARSE_REASONS, PARSE_REASONS, RECONNECT_REASONS, Metrics, catalogue, reconnect_reason_for_close,
     reference_markdown, readme_section, write_replay_exposition,
 )
 
@@ -67,7 +67,7 @@ def test_catalogue_names_follow_prometheus_conventions():
 
 
 def test_no_family_carries_an_account_or_address_label():
-    allowed = {"venue", "horizon", "mechanism", "channel", "reason", "pool", "kind",
+    allowed = {"venue", "horizon", "mechanism", "channel", "source", "reason", "pool", "kind",
                "version", "python"}
     for fam in FAMILIES:
         assert set(fam.labels) <= allowed, (fam.name, fam.labels)
@@ -151,8 +151,9 @@ def test_counterfactual_section_is_optional():
     m.observe_wave(wave_report())
     assert value(m, "adlmon_adl_optimal_haircut_usd_total", venue="hyperliquid",
                  mechanism="capped_pro_rata") == 0
-    assert value(m, "adlmon_adl_last_wave_max_share_ratio", venue="hyperliquid",
-                 mechanism="capped_pro_rata") is None
+    # not measured: the series exists from the start (issue 8 §2) and stays NaN
+    assert math.isnan(value(m, "adlmon_adl_last_wave_max_share_ratio", venue="hyperliquid",
+                            mechanism="capped_pro_rata"))
 
 
 def test_counterfactual_mechanisms_and_controller_are_exported():
@@ -200,7 +201,7 @@ def test_counterfactual_budget_regret_and_production_as_the_counterfactual_write
 def test_regret_not_counted_leaves_the_gauges_alone():
     m = Metrics()
     m.observe_wave(wave_report(counterfactual=counterfactual(regret={"counted": False})))
-    assert value(m, "adlmon_adl_regret_bound_usd", **HL) is None
+    assert math.isnan(value(m, "adlmon_adl_regret_bound_usd", **HL))
 
 
 def test_excess_vs_optimal_is_derived_from_the_optimal_mechanism_when_absent():
@@ -258,7 +259,7 @@ def test_feed_message_updates_count_timestamp_and_lag():
     m.connected("hyperliquid", "trades", True)
     m.message("hyperliquid", "trades", n=20, exchange_time_ms=1_000_000_000, now=1_000_000.25)
     m.message("hyperliquid", "trades", now=1_000_001.0)
-    lbl = {"venue": "hyperliquid", "channel": "trades"}
+    lbl = {"venue": "hyperliquid", "channel": "trades", "source": "main"}
     assert value(m, "adlmon_feed_connected", **lbl) == 1
     assert value(m, "adlmon_feed_messages_total", **lbl) == 21
     assert value(m, "adlmon_feed_last_message_timestamp_seconds", **lbl) == 1_000_001.0
@@ -275,7 +276,7 @@ def test_exchange_time_ahead_of_the_local_clock_counts_as_zero_lag():
     m = Metrics()
     m.message("hyperliquid", "trades", exchange_time_ms=2_000_000, now=1_000.0)
     assert value(m, "adlmon_feed_message_lag_seconds_sum", venue="hyperliquid",
-                 channel="trades") == 0.0
+                 channel="trades", source="main") == 0.0
 
 
 def test_reconnect_reasons_are_a_fixed_enum():
@@ -283,9 +284,9 @@ def test_reconnect_reasons_are_a_fixed_enum():
     m.reconnect("hyperliquid", "trades", "ping_timeout")
     m.reconnect("hyperliquid", "trades", "something the socket said")
     assert value(m, "adlmon_feed_reconnects_total", venue="hyperliquid", channel="trades",
-                 reason="ping_timeout") == 1
+                 source="main", reason="ping_timeout") == 1
     assert value(m, "adlmon_feed_reconnects_total", venue="hyperliquid", channel="trades",
-                 reason="other") == 1
+                 source="main", reason="other") == 1
     assert reconnect_reason_for_close(1006) == "abnormal_1006"
     assert reconnect_reason_for_close(1000) == "close_1000"
     assert reconnect_reason_for_close(4000) == "close_other"
@@ -299,9 +300,14 @@ def test_parse_error_reasons_are_capped():
     m.parse_error("hyperliquid", "trades", "Not A Label Value!")
     reasons = {s.labels["reason"] for f in text_string_to_metric_families(m.exposition().decode())
                if f.name == "adlmon_feed_parse_errors" for s in f.samples}
-    assert len(reasons) == MAX_PARSE_REASONS + 1
+    # the parsers' known reasons hold their slots; free-form ones get the rest
+    free = MAX_PARSE_REASONS - len(PARSE_REASONS)
+    assert len(reasons) == free + 1
     assert value(m, "adlmon_feed_parse_errors_total", venue="hyperliquid", channel="trades",
-                 reason="other") == 6
+                 source="main", reason="other") == MAX_PARSE_REASONS + 5 - free + 1
+    m.parse_error("hyperliquid", "trades", "bad_json")  # a known reason is never folded
+    assert value(m, "adlmon_feed_parse_errors_total", venue="hyperliquid", channel="trades",
+                 source="main", reason="bad_json") == 1
 
 
 def test_funds_shortfall_and_armed():

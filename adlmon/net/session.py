@@ -111,12 +111,14 @@ class FeedMetrics(Protocol):
 
 
 class NullMetrics:
-    def connected(self, venue, channel, up): pass
-    def silence_budget(self, venue, channel, seconds): pass
-    def message(self, venue, channel, n=1, exchange_time_ms=None, now=None): pass
-    def parse_error(self, venue, channel, reason, n=1): pass
-    def reconnect(self, venue, channel, reason): pass
-    def gap(self, venue, channel, n=1): pass
+    # ``source=`` and other keywords: what adlmon.metrics.SourceMetrics adds.
+    def connected(self, venue, channel, up, **_kw): pass
+    def silence_budget(self, venue, channel, seconds, **_kw): pass
+    def message(self, venue, channel, n=1, exchange_time_ms=None, now=None, **_kw): pass
+    def parse_error(self, venue, channel, reason, n=1, **_kw): pass
+    def reconnect(self, venue, channel, reason, **_kw): pass
+    def gap(self, venue, channel, n=1, **_kw): pass
+    def declare_feed(self, venue, channel, **_kw): pass
 
 
 class WsSession:

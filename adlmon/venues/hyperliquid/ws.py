@@ -52,6 +52,7 @@ from adlmon.config import HyperliquidConfig
 from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, ParseError,
 )
+from adlmon.metrics import SourceMetrics
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.rest import RestClient, WeightLimiter
@@ -59,6 +60,7 @@ from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy, NullMetric
 from adlmon.venues.hyperliquid.parse import VENUE, parse_ws_message
 from adlmon.venues.hyperliquid.rest import (
     InfoClient, Vault, VaultStatePoller, discover_coins, discover_liquidators, known_liquidators,
+    slug,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ PING = {"method": "ping"}
 MAX_SUBSCRIPTIONS = 1000  # per IP, across connections (venues.md §1.1)
 MAX_USERS = 10  # distinct users in user subscriptions per IP
 UNKNOWN_WINNER = "unknown-winner"
+# ``source`` label values (adlmon.metrics); a vault session's is its pool name (slug).
+MARKET_SOURCE = "market"
+NODE_SOURCE = "node"
 INFERRED_ADL_DIR = "Auto-Deleveraging (inferred from the vault fill)"
 _CHANNEL_RE = re.compile(rb'"channel"\s*:\s*"([A-Za-z0-9_]{1,40})"')
 _GREETING = b"Websocket connection established."
@@ -185,6 +190,18 @@ class VaultTradeJoin:
         """The vault's connection is back and its backfill is in: held frames may go."""
         self.lost.discard(vault.lower())
         return self._drain(expire=False) if self._market or self._vault else []
+
+    def drop_vault_events(self, vault: str, until_ms: int | None) -> int:
+        """Forget held events of ``vault`` at or before ``until_ms`` (a bootstrap
+        snapshot of that time already contains them); returns how many."""
+        if until_ms is None or not self._vault:
+            return 0
+        vault = vault.lower()
+        keep = [(since, e) for since, e in self._vault
+                if not (getattr(e, "user", "").lower() == vault and e.time_ms <= until_ms)]
+        dropped = len(self._vault) - len(keep)
+        self._vault = keep
+        return dropped
 
     @property
     def held(self) -> int:
@@ -435,24 +452,6 @@ class VaultAdapter(_HyperliquidFrames):
         return released
 
 
-class _ChannelGauge:
-    """Metrics proxy for sessions sharing channel names (one per vault): the
-    ``connected`` gauge of a channel is 1 only while every session carrying it is up."""
-
-    def __init__(self, metrics, session_id: str, shared: dict):
-        self._m = metrics
-        self._id = session_id
-        self._shared = shared  # channel -> {session_id: up}
-
-    def connected(self, venue, channel, up):
-        states = self._shared.setdefault(channel, {})
-        states[self._id] = up
-        self._m.connected(venue, channel, all(states.values()))
-
-    def __getattr__(self, name):
-        return getattr(self._m, name)
-
-
 COVERAGE = {
     "market": ("Public trades (and venue marks if enabled) of the subscribed coins: the mark "
                "path for production haircuts, and the counterparty (winner) of every trade "
@@ -487,7 +486,7 @@ class HyperliquidFeeds:
     def __init__(self, cfg: HyperliquidConfig, publish: Callable[[list[Event]], Awaitable[None]], *,
                  metrics=None, now_ms: Callable[[], int] | None = None,
                  state_dir: str = "", rng=None, join_hold_ms: int = 2000,
-                 discovery_timeout_s: float = 10.0):
+                 discovery_timeout_s: float = 10.0, market_waits_s: float = 2.0):
         self.cfg = cfg
         self.publish = publish
         self.metrics = metrics or NullMetrics()
@@ -495,6 +494,7 @@ class HyperliquidFeeds:
         self.state_dir = state_dir
         self.rng = rng
         self.discovery_timeout_s = discovery_timeout_s
+        self.market_waits_s = market_waits_s
         self.sources = set(cfg.sources)
         self.quarantine = Quarantine(cfg.quarantine_path, cfg.quarantine_max_bytes)
         limiter = WeightLimiter(cfg.rest_weight_per_min)
@@ -512,7 +512,6 @@ class HyperliquidFeeds:
         self.poller: VaultStatePoller | None = None
         self.node = None
         self._tasks: list[asyncio.Task] = []
-        self._shared_gauges: dict = {}
         self._pending_watermarks: dict[str, AccountSnapshot] = {}
         self.started = False
         self.stage = ""  # what the background start-up is doing ("" = done)
@@ -530,22 +529,47 @@ class HyperliquidFeeds:
         (a venue outage must not hold the daemon's start); the node tailer needs neither."""
         if "node" in self.sources:
             self._start_node()
+        if self.sources & {"trades", "marks"}:
+            # Series from the start: the market channels are known before any discovery.
+            self._declare(MARKET_SOURCE, self._market_channels())
         if self.sources - {"node"}:
             self.stage = "starting"
             self._spawn(self._startup(), "hyperliquid.startup")
         self.started = True
 
     async def _startup(self) -> None:
+        """Discovery, then every websocket at once, then the bootstrap (issue 8 §2: a
+        failing REST endpoint never holds a websocket back). The market session waits
+        at most ``market_waits_s`` for the vault discovery (it joins trades to the
+        vaults' fills), the vault sessions only for the discovery, itself bounded by
+        ``discovery_timeout_s`` with the known addresses as fallback; fills that arrive
+        before the bootstrap snapshot are handled by its watermark (:meth:`_bootstrapped`)."""
         cfg = self.cfg
+        market = bool(self.sources & {"trades", "marks"})
         if self.sources & {"vault_fills", "vault_events", "vault_state", "trades"}:
             self.stage = "discovering the liquidator vaults (vaultDetails)"
-            await self._discover_vaults()
+            discovery = asyncio.ensure_future(self._discover_vaults())
+            done, _ = await asyncio.wait({discovery}, timeout=self.market_waits_s)
+            if not done and market:
+                market = False
+                self._spawn(self._market(), "hyperliquid.market")
+            await discovery
         self.join.vaults = {v.address for v in self.vaults}
+        if market:
+            self._spawn(self._market(), "hyperliquid.market")
+        if self.sources & {"vault_fills", "vault_events"}:
+            for v in self.vaults:
+                self._start_vault_session(v)
+        if self.join.enabled:
+            self._spawn(self._expire_held(), "hyperliquid.join")
         if "vault_state" in self.sources and self.vaults:
+            declare_pool = getattr(self.metrics, "declare_pool", None)  # NullMetrics has none
+            for v in self.vaults:
+                if declare_pool is not None:
+                    declare_pool(VENUE, slug(v.name))
             self.poller = VaultStatePoller(self.info, self.vaults, self.publish,
                                            interval_s=cfg.vault_poll_interval_s, now_ms=self.now_ms,
                                            metrics=self.metrics, on_bootstrap=self._bootstrapped)
-            # Bootstrap first: the snapshot's time is the watermark of the vault fills.
             self.stage = "bootstrapping the vaults (clearinghouseState)"
             try:
                 await asyncio.wait_for(self.poller.poll_once(), self.discovery_timeout_s)
@@ -553,13 +577,6 @@ class HyperliquidFeeds:
                 log.warning("vault bootstrap: no clearinghouseState in %.0f s; continuing, the "
                             "poller keeps trying", self.discovery_timeout_s)
             self._spawn(self._poll_forever(), "hyperliquid.vault_state")
-        if self.sources & {"vault_fills", "vault_events"}:
-            for v in self.vaults:
-                self._start_vault_session(v)
-        if self.sources & {"trades", "marks"}:
-            self._spawn(self._market(), "hyperliquid.market")
-        if self.join.enabled:
-            self._spawn(self._expire_held(), "hyperliquid.join")
         self.stage = ""
 
     async def _discover_vaults(self) -> None:
@@ -583,6 +600,9 @@ class HyperliquidFeeds:
         adapter = self.vault_adapters.get(snapshot.user.lower())
         if adapter is not None:
             adapter.bootstrapped(snapshot)
+            # The session ran before the snapshot: what the join still holds of this
+            # vault up to the snapshot's time is inside the snapshot.
+            self.join.drop_vault_events(snapshot.user, snapshot.time_ms)
         else:
             self._pending_watermarks[snapshot.user.lower()] = snapshot
 
@@ -595,15 +615,25 @@ class HyperliquidFeeds:
             adapter.bootstrapped(snap)
         self.vault_adapters[vault.address] = adapter
         name = f"hyperliquid.vault.{vault.address[:10]}"
-        self._start_session(name, adapter)
+        self._start_session(name, adapter, self._declare(slug(vault.name), adapter.channels))
 
-    def _start_session(self, name: str, adapter, spawn: bool = True) -> WsSession:
+    def _declare(self, source: str, channels) -> Any:
+        """The source's metrics view, its channels' series created (offline too)."""
+        metrics = SourceMetrics(self.metrics, source)
+        for ch in channels:
+            metrics.declare_feed(VENUE, ch if isinstance(ch, str) else ch.name)
+        return metrics
+
+    def _market_channels(self) -> list[str]:
+        return ((["trades"] if "trades" in self.sources else [])
+                + ([self.cfg.marks_feed] if "marks" in self.sources else []))
+
+    def _start_session(self, name: str, adapter, metrics, spawn: bool = True) -> WsSession:
         cfg = self.cfg
         session = WsSession(name, cfg.ws_url, adapter, self.publish,
                             ping_interval_s=cfg.ping_interval_s,
                             liveness_timeout_s=cfg.liveness_timeout_s, backoff=self._backoff(),
-                            metrics=_ChannelGauge(self.metrics, name, self._shared_gauges),
-                            quarantine=self.quarantine, now_ms=self.now_ms)
+                            metrics=metrics, quarantine=self.quarantine, now_ms=self.now_ms)
         self.sessions[name] = session
         if spawn:
             self._spawn(session.run(), name)
@@ -632,7 +662,7 @@ class HyperliquidFeeds:
             marks_feed = self.cfg.marks_feed
         trades = "trades" in self.sources
         per_coin = (1 if trades else 0) + (1 if marks_feed == "activeAssetCtx" else 0)
-        user_subs = len(self.vaults) * 2
+        user_subs = MAX_USERS * 2  # the vault sessions may start after this one
         room = MAX_SUBSCRIPTIONS - user_subs - (1 if marks_feed == "allMids" else 0)
         if per_coin and len(self.coins) * per_coin > room:
             keep = room // per_coin
@@ -643,7 +673,8 @@ class HyperliquidFeeds:
         adapter = MarketAdapter(self.coins, trades=trades, marks=marks_feed,
                                 silence_budget_s=self.cfg.silence_budget_s, join=self.join,
                                 now_ms=self.now_ms)
-        await self._start_session("hyperliquid.market", adapter, spawn=False).run()
+        metrics = self._declare(MARKET_SOURCE, adapter.channels)
+        await self._start_session("hyperliquid.market", adapter, metrics, spawn=False).run()
 
     async def _expire_held(self) -> None:
         while True:
@@ -662,7 +693,8 @@ class HyperliquidFeeds:
             log.error("source 'node' needs [venues.hyperliquid] node_data_dir; node tailer not started")
             return
         self.node = NodeTailer(self.cfg.node_data_dir, self.publish, state_dir=self.state_dir or None,
-                               metrics=self.metrics, quarantine=self.quarantine)
+                               metrics=SourceMetrics(self.metrics, NODE_SOURCE),
+                               quarantine=self.quarantine)
         self._spawn(self.node.run(), "hyperliquid.node")
 
     def _spawn(self, coro, name: str) -> None:
