@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from live_venue import (
 from adlmon.app import VenueClock, effective_config
 from adlmon.metrics import FAMILIES, Metrics
 from adlmon.venues.hyperliquid.fake import FakeHyperliquid
+from tools import require_tool
 
 ADLMON = [sys.executable, "-m", "adlmon"]
 
@@ -272,10 +272,7 @@ def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_ba
 
 
 async def test_live_daemon_over_a_real_nats_jetstream_bus_reports_the_same_waves(cascade, tmp_path):
-    server = shutil.which("nats-server") or next(
-        (p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server") if os.path.exists(p)), None)
-    if server is None:
-        pytest.skip("nats-server is not installed (Debian package nats-server)")
+    server = require_tool("nats-server", package="nats-server")
     pytest.importorskip("nats", reason="nats-py (the [nats] extra) is not installed")
     sim, reference = cascade
     port = free_port()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -21,6 +20,7 @@ from adlmon.metrics import Metrics
 from adlmon.server import (
     LoopMonitor, ServerState, resolve_basic_auth, server_url, start_server, stop,
 )
+from tools import require_tool
 
 LOCAL = ServerConfig(listen="127.0.0.1:0")
 
@@ -227,13 +227,7 @@ def test_basic_auth_misconfiguration_names_the_key(tmp_path):
 
 @pytest.fixture
 def self_signed(tmp_path):
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        try:
-            import cryptography  # noqa: F401
-        except ImportError:
-            pytest.skip("neither the openssl CLI nor the cryptography package is available")
-        pytest.skip("openssl CLI missing; cryptography-based certificate not implemented")
+    openssl = require_tool("openssl", package="openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",

@@ -5,7 +5,6 @@ kept in artifacts/status_page.png (gitignored)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,13 +13,16 @@ import pytest
 from adlmon.config import ServerConfig
 from adlmon.metrics import Metrics
 from adlmon.server import ServerState, server_url, start_server, stop
+from tools import find_tool, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = find_tool("chromium", "chromium-browser")
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian chromium is not installed (make system-deps installs it)")
+
+@pytest.fixture(autouse=True)
+def _chromium():
+    require_tool("chromium", "chromium-browser", package="chromium")
 
 
 def wave(i: int, needed: float, production: float, optimal: float) -> dict:

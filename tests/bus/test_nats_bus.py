@@ -4,13 +4,13 @@ nats-server, installed by .ci/system-deps.sh); skipped with the reason when abse
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
+
+from tools import require_tool
 
 from adlmon.events import (
     ADL, BUY, AccountSnapshot, AdlSignal, FeedGap, Fill, Funding, InsuranceFund, LedgerUpdate,
@@ -20,9 +20,6 @@ from adlmon.events import (
 nats = pytest.importorskip("nats", reason="nats-py (the [nats] extra) is not installed")
 from adlmon.bus.nats import NatsBus, decode, encode  # noqa: E402
 
-# Debian installs it in /usr/sbin, which is not on every user's PATH
-SERVER = shutil.which("nats-server") or next(
-    (p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server") if os.path.exists(p)), None)
 
 EVENTS = [
     Fill("hyperliquid", "AVAX", "0xe92d", BUY, 22.075, 28.53, 1760130964831, -28.53, ADL,
@@ -47,12 +44,11 @@ def test_every_event_type_round_trips_exactly():
 
 @pytest.fixture
 def nats_url(tmp_path):
-    if SERVER is None:
-        pytest.skip("nats-server is not installed (Debian package nats-server)")
+    server = require_tool("nats-server", package="nats-server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path)],
+    proc = subprocess.Popen([server, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):  # bounded: up to 5 s for the server to listen

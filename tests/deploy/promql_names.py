@@ -5,14 +5,13 @@ what adlmon/metrics.py exports (ecosystem.md §2.3, §5.5)."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import promql_parser
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adlmon.metrics import FAMILIES, Metrics, catalogue
+from tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "adlmon.rules.yml"
@@ -34,10 +33,7 @@ _LABEL_VALUES = re.compile(r"^\s*label_values\((?P<sel>.*),\s*[A-Za-z_][A-Za-z0-
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool not installed (Debian package prometheus; `make system-deps`)")
-    return path
+    return require_tool("promtool", package="prometheus")
 
 
 def grafana_to_promql(expr: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from adlmon.config import load_config
+from tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -51,10 +51,7 @@ def testable_unit(tmp_path) -> Path:
 
 
 def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None:
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
-    return path
+    return require_tool("systemd-analyze", package="systemd")
 
 
 def test_systemd_analyze_verify_accepts_the_unit(testable_unit):
@@ -93,9 +90,7 @@ def compose() -> dict:
 
 
 def test_docker_compose_config_is_valid(tmp_path):
-    exe = shutil.which("docker-compose")
-    if exe is None:
-        pytest.skip("docker-compose not installed (Debian package docker-compose)")
+    exe = require_tool("docker-compose", package="docker-compose")
     p = run(exe, "-f", str(DEPLOY / "docker-compose.yml"), "config", "-q", cwd=tmp_path)
     assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
 

@@ -6,7 +6,6 @@ conventions promtool does not check (ecosystem.md §2.2)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -14,6 +13,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from adlmon.cli import main as cli_main
+from tools import require_tool
 from promql_names import (
     PROMETHEUS_SYNTHETIC, ROOT, RULE_TESTS, RULES, base_name, exported_names, promtool, selectors,
 )
@@ -176,8 +176,6 @@ def test_alertmanager_config_is_valid_and_routes_every_severity():
     for rule in doc["inhibit_rules"]:
         for m in rule["source_matchers"] + rule["target_matchers"]:
             assert m.split("=")[1].strip('"') in alert_names
-    amtool = shutil.which("amtool")
-    if amtool is None:
-        pytest.skip("amtool not installed (Debian package prometheus-alertmanager)")
+    amtool = require_tool("amtool", package="prometheus-alertmanager")
     p = run(amtool, "check-config", str(ROOT / "deploy" / "alertmanager.yml"))
     assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
