@@ -141,6 +141,7 @@ class Daemon:
         self._report_task: asyncio.Task | None = None
         self.url = ""
         self._stopping = False
+        self._sources_note = ""  # replaces every source's detail (the demo's end)
 
     async def publish(self, events) -> None:
         await self.bus.publish(events)
@@ -278,8 +279,16 @@ class Daemon:
             self.metrics.observe_engine_stats(VENUE, self.engine.stats)
             await asyncio.sleep(1.0)
 
+    def demo_finished(self, detail: str) -> None:
+        """The demo venue played everything and the feeds were stopped on purpose."""
+        self._sources_note = f"demo finished ({detail.split(';')[0]})"
+        self._update_sources()
+
     def _update_sources(self) -> None:
         current = self.feeds.status()
+        if self._sources_note:
+            for status in current.values():
+                status.update(detail=self._sources_note, healthy=False, connected=False)
         for name in list(self.state.sources):
             if name not in current:  # e.g. the start-up entry once the sources run
                 del self.state.sources[name]
@@ -335,9 +344,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override [venues.hyperliquid] info_url (default with --venue-url: "
                              "the same host's /info)")
     parser.add_argument("--demo", action="store_true",
-                        help="start a fake venue in-process on a freshly simulated cascade")
+                        help="start a fake venue in-process on a freshly simulated cascade; its "
+                             "waves go to a temporary directory it names, not to [wavelog] path")
     parser.add_argument("--demo-speed", type=float, default=DEMO_SPEED,
-                        help=f"demo playback speed, × real time (default {DEMO_SPEED})")
+                        help="demo playback speed, × real time")
+    parser.add_argument("--demo-seed", type=int, default=None,
+                        help="simulator seed of the demo cascade: the same seed plays the same "
+                             "cascade (default: from the clock, printed at start)")
 
 
 def effective_config(args: argparse.Namespace) -> Config:
@@ -380,27 +393,56 @@ def _setup_logging(cfg: Config) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _demo_venue(speed: float, out: Path):
+async def _demo_venue(speed: float, out: Path, seed: int):
     from adlmon.sim import simulate
     from adlmon.venues.hyperliquid.fake import FakeHyperliquid
-    result = simulate(out, seed=int(time.time()) % 1000, accounts=800, coins=3)
+    result = simulate(out, seed=seed, accounts=800, coins=3)
     fake = await FakeHyperliquid(out, speed=speed, paused=True, lead_ms=2000).start()
-    log.info("demo: fake Hyperliquid on %s playing %s (%d fills, %d ADL fills, %d waves) at %.0fx",
-             fake.ws_url, out, result.fills, result.adl_fills, len(result.waves), speed)
-    return fake
+    log.info("demo: fake Hyperliquid on %s playing %s (seed %d: %d fills, %d ADL fills, %d waves) "
+             "at %.0fx", fake.ws_url, out, seed, result.fills, result.adl_fills,
+             len(result.waves), speed)
+    return fake, result
 
 
-def demo_config(cfg: Config, fake) -> Config:
+async def _demo_watch(daemon: "Daemon", fake, expected_waves: int, detail: str,
+                      settle_s: float = 30.0) -> None:
+    """The demo is finished once the fake venue has played its whole cascade and every
+    simulated wave is reported (or ``settle_s`` of wall time after the last block, for
+    a wave the live feed segments differently). Then the feeds stop: the venue has
+    nothing more to send, and a market feed left open would report silence every
+    ``silence_budget_s`` forever."""
+    state = daemon.state
+    state.demo = {"finished": False, "expected_waves": expected_waves, "detail": detail}
+    await fake.done.wait()
+    deadline = time.monotonic() + settle_s
+    while len(daemon.reports) < expected_waves and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    await daemon.feeds.stop()
+    done = (f"{len(daemon.reports)} of {expected_waves} simulated waves reported; "
+            f"feeds stopped; {detail}")
+    state.demo.update(finished=True, waves=len(daemon.reports), detail=done)
+    daemon.demo_finished(done)
+    log.info("demo finished: %s (Ctrl-C to stop; the status page and API stay up)", done)
+
+
+def demo_config(cfg: Config, fake, demo_dir: Path | None = None) -> Config:
+    """The daemon's config for the fake venue; with ``demo_dir`` its wavelog and
+    quarantine go there, never to the configured (production) files."""
     hl = dataclasses.replace(cfg.venues.hyperliquid, ws_url=fake.ws_url, info_url=fake.info_url,
                              sources=("vault_fills", "vault_events", "vault_state", "trades"),
                              coins=tuple(fake.coins), vaults=(), ping_interval_s=5.0,
                              liveness_timeout_s=5.0, silence_budget_s=30.0,
                              backoff_initial_s=0.2, backoff_max_s=2.0)
-    return dataclasses.replace(cfg, venues=dataclasses.replace(cfg.venues, hyperliquid=hl))
+    wavelog = cfg.wavelog
+    if demo_dir is not None:
+        hl = dataclasses.replace(hl, quarantine_path=str(demo_dir / "quarantine.jsonl"))
+        wavelog = dataclasses.replace(wavelog, path=str(demo_dir / "wavelog.jsonl"))
+    return dataclasses.replace(cfg, wavelog=wavelog,
+                               venues=dataclasses.replace(cfg.venues, hyperliquid=hl))
 
 
 async def run(cfg: Config, *, demo: bool = False, demo_speed: float = DEMO_SPEED,
-              stop: asyncio.Event | None = None) -> int:
+              demo_seed: int | None = None, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -410,30 +452,41 @@ async def run(cfg: Config, *, demo: bool = False, demo_speed: float = DEMO_SPEED
             pass
     fake = None
     clock = None
-    with tempfile.TemporaryDirectory(prefix="adlmon-demo-") as demo_dir:
-        if demo:
-            fake = await _demo_venue(demo_speed, Path(demo_dir))
-            cfg = demo_config(cfg, fake)
-            clock = VenueClock(rate=demo_speed)
-        daemon = Daemon(cfg, clock=clock)
-        try:
-            await daemon.start()
-        except (OSError, ValueError) as exc:
-            log.error("cannot start: %s", exc)
-            if fake is not None:
-                await fake.stop()
-            return 2
+    watch = None
+    if demo:
+        # Kept after exit (named on stdout): the cascade can be replayed, the waves read.
+        demo_dir = Path(tempfile.mkdtemp(prefix="adlmon-demo-"))
+        seed = demo_seed if demo_seed is not None else int(time.time()) % 1000
+        fake, result = await _demo_venue(demo_speed, demo_dir / "cascade", seed)
+        cfg = demo_config(cfg, fake, demo_dir)
+        clock = VenueClock(rate=demo_speed)
+    daemon = Daemon(cfg, clock=clock)
+    try:
+        await daemon.start()
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
         if fake is not None:
-            fake.resume()
-            print(f"adlmon demo: status page {daemon.url}/  metrics {daemon.url}/metrics  "
-                  f"waves {daemon.url}/api/waves  (Ctrl-C to stop)", flush=True)
-        await stop.wait()
-        log.info("signal received, stopping")
-        try:
-            await asyncio.wait_for(daemon.stop(), STOP_GRACE_S + 1)
-        finally:
-            if fake is not None:
-                await fake.stop()
+            await fake.stop()
+        return 2
+    if fake is not None:
+        detail = (f"seed {seed} (--demo-seed {seed} repeats it); waves in "
+                  f"{cfg.wavelog.path}, cascade in {demo_dir / 'cascade'}")
+        watch = asyncio.create_task(_demo_watch(daemon, fake, len(result.waves), detail),
+                                    name="adlmon-demo")
+        fake.resume()
+        print(f"adlmon demo: status page {daemon.url}/  metrics {daemon.url}/metrics  "
+              f"waves {daemon.url}/api/waves  (Ctrl-C to stop)\n"
+              f"adlmon demo: {detail}", flush=True)
+    await stop.wait()
+    log.info("signal received, stopping")
+    try:
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        await asyncio.wait_for(daemon.stop(), STOP_GRACE_S + 1)
+    finally:
+        if fake is not None:
+            await fake.stop()
     return 0
 
 
@@ -443,4 +496,5 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return exc.report()
     _setup_logging(cfg)
-    return asyncio.run(run(cfg, demo=args.demo, demo_speed=args.demo_speed))
+    return asyncio.run(run(cfg, demo=args.demo, demo_speed=args.demo_speed,
+                           demo_seed=args.demo_seed))

@@ -137,6 +137,7 @@ class ServerState:
         self.mechanisms = list(mechanisms if mechanisms is not None else self.metrics.mechanisms)
         self.started_at = time.time()
         self.loop_monitor: LoopMonitor | None = None
+        self.demo: dict[str, Any] | None = None  # ``adlmon run --demo``: its progress
 
     def add_wave(self, report: Mapping[str, Any], *, observe: bool = True,
                  compute_s: float | None = None) -> None:
@@ -186,6 +187,8 @@ class ServerState:
         }
         if self.loop_monitor is not None:
             out["loop_lag_s"] = self.loop_monitor.lag_s
+        if self.demo is not None:
+            out["demo"] = dict(self.demo)
         return out
 
 

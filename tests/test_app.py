@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -228,7 +229,10 @@ def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed_and
         pass
     sock.close()
     assert code == 0, output
-    lines = (tmp_path / "wavelog.jsonl").read_bytes().splitlines()
+    # the demo writes its waves to the directory it names, never to [wavelog] path
+    assert not (tmp_path / "wavelog.jsonl").exists()
+    wavelog = Path(re.search(r"waves in (\S+wavelog\.jsonl)", output).group(1))
+    lines = wavelog.read_bytes().splitlines()
     assert len(lines) >= waves and all(orjson.loads(x)["venue"] == "hyperliquid" for x in lines)
     assert any("READY=1" in m for m in messages) and any("STOPPING=1" in m for m in messages)
     assert any("WATCHDOG=1" in m for m in messages)  # from the loop, every half interval

@@ -63,3 +63,31 @@ def parse_retry_after(value: str | None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class RepeatedFailure:
+    """Counts a failure that repeats (issue 8 §3): the first attempt of a new
+    (reason, detail) is logged in full at WARNING, the same failure again only at
+    DEBUG, with a WARNING reminder every ``remind_every`` attempts; ``count`` is
+    the attempts in a row, for the status page ("connect_error ×12")."""
+
+    def __init__(self, logger, remind_every: int = 100):
+        self.log = logger
+        self.remind_every = remind_every
+        self.key: tuple[str, str] | None = None
+        self.count = 0
+
+    def failed(self, what: str, reason: str, detail: str, retry_in_s: float) -> int:
+        if (reason, detail) != self.key:
+            self.key, self.count = (reason, detail), 1
+            self.log.warning("%s: %s%s; retrying in %.2f s", what, reason,
+                             f": {detail}" if detail else "", retry_in_s)
+        else:
+            self.count += 1
+            level = 30 if self.count % self.remind_every == 0 else 10  # WARNING / DEBUG
+            self.log.log(level, "%s: still %s (%d attempts in a row, error logged above); "
+                         "retrying in %.2f s", what, reason, self.count, retry_in_s)
+        return self.count
+
+    def recovered(self) -> None:
+        self.key, self.count = None, 0

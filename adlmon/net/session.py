@@ -46,7 +46,7 @@ import orjson
 
 from adlmon.events import Event, FeedGap, ParseError, event_time_ms
 from adlmon.metrics import reconnect_reason_for_close as close_reason
-from adlmon.net.backoff import Backoff, parse_retry_after
+from adlmon.net.backoff import Backoff, RepeatedFailure, parse_retry_after
 from adlmon.net.quarantine import Quarantine
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,7 @@ class WsSession:
         self.last_data: dict[str, float] = {}  # channel -> clock() of its last data frame
         self.last_data_wall: dict[str, float] = {}  # channel -> wall time of its last data frame
         self.gaps_emitted = 0
+        self.failures = RepeatedFailure(log)  # the same error once in the log, then counted
         self._last_frame = 0.0
         self._last_alive_ms: int | None = None
         self._ping_sent: float | None = None
@@ -192,8 +193,7 @@ class WsSession:
                 delay = self.backoff.next_delay(retry_after)
                 self.history.append((reason, delay))
                 self.next_retry_at = self.clock() + delay
-                log.warning("%s: reconnecting in %.2fs (reason %s%s)", self.name, delay, reason,
-                            f": {detail}" if detail else "")
+                self.failures.failed(f"{self.name}: reconnecting", reason, detail, delay)
                 await self.sleep(delay)
                 self.next_retry_at = None
         finally:
@@ -262,6 +262,7 @@ class WsSession:
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             return "abnormal_1006", None, f"subscribe failed: {exc}"
         self.connects += 1
+        self.failures.recovered()
         released = self._set_connected(True)
         if released:
             await asyncio.shield(self.publish(released))
@@ -444,6 +445,7 @@ class WsSession:
             "reconnects": dict(self.reconnects),
             "last_reconnect_reason": self.last_reason,
             "last_error": self.last_error,
+            "failures_in_a_row": self.failures.count,
             "next_retry_in_s": None if self.next_retry_at is None
             else round(max(0.0, self.next_retry_at - now), 3),
             "gaps": self.gaps_emitted,

@@ -62,10 +62,16 @@ function fill(tbody, rows, cols) {
 }
 
 function renderStatus(st) {
-  const ready = st.ready ? "ready" : "not ready: " + (st.reasons || []).join("; ");
-  document.getElementById("summary").textContent =
-    "version " + st.version + " · " + st.mode + " · up " + age(st.uptime_s).replace(" ago", "") +
-    " · " + ready + " · " + st.waves_kept + " waves kept";
+  const ready = st.ready ? "ready" : "not ready";
+  let line = "version " + st.version + " · " + st.mode + " · up " +
+    age(st.uptime_s).replace(" ago", "") + " · " + ready + " · " + st.waves_kept + " waves kept";
+  if (st.demo) line += " · " + (st.demo.finished ? "demo finished: " : "demo playing: ") + st.demo.detail;
+  document.getElementById("summary").textContent = line;
+  // Why not ready: one line per source with its short reason (the error text is in
+  // api/status as last_error and, once, in the log).
+  const reasons = document.getElementById("reasons");
+  reasons.replaceChildren();
+  if (!st.ready) for (const r of st.reasons || []) reasons.appendChild(el("li", r));
   const rows = [];
   for (const [name, s] of Object.entries(st.sources || {}).sort()) {
     const tr = el("tr");

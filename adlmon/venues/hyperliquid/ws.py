@@ -53,7 +53,7 @@ from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, ParseError,
 )
 from adlmon.metrics import SourceMetrics
-from adlmon.net.backoff import Backoff
+from adlmon.net.backoff import Backoff, RepeatedFailure
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.rest import RestClient, WeightLimiter
 from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy, NullMetrics, WsSession
@@ -504,6 +504,7 @@ class HyperliquidFeeds:
         self.vault_discovery = ""
         self.coins: list[str] = list(cfg.coins)
         self.coin_discovery = "config" if cfg.coins else "pending"
+        self.coin_discovery_error = ""
         self.seen_fills = SeenSet()
         self.join = VaultTradeJoin((), enabled="trades" in self.sources, hold_ms=join_hold_ms,
                                    now_ms=self.now_ms)
@@ -642,6 +643,7 @@ class HyperliquidFeeds:
     async def _market(self) -> None:
         """Discover the coins (when not configured) with backoff, then run the market session."""
         backoff = self._backoff()
+        failures = RepeatedFailure(log)
         if not self.coins:
             while True:
                 try:
@@ -652,10 +654,11 @@ class HyperliquidFeeds:
                         await self.publish(marks)
                     break
                 except Exception as exc:  # RestError, ParseError, shapes: retry, never die
-                    self.coin_discovery = f"pending: {exc}"
                     delay = backoff.next_delay()
-                    log.warning("hyperliquid: coin discovery failed (%s); retrying in %.1f s",
-                                exc, delay)
+                    n = failures.failed("hyperliquid: coin discovery (metaAndAssetCtxs)",
+                                        "failed", str(exc), delay)
+                    self.coin_discovery = f"pending: failed ×{n}" if n > 1 else "pending: failed"
+                    self.coin_discovery_error = str(exc)
                     await asyncio.sleep(delay)
         marks_feed = None
         if "marks" in self.sources:
@@ -728,9 +731,12 @@ class HyperliquidFeeds:
             kind = "market" if name.endswith(".market") else "vault"
             last = max((c["last_message_age_s"] for c in st["channels"].values()
                         if c["last_message_age_s"] is not None), default=None)
+            # One short line per source (its reason, how often in a row); the error text
+            # itself is in ``last_error`` and, once, in the log.
+            repeats = s.failures.count
             detail = "" if s.connected else (
-                f"disconnected ({s.last_reason or 'connecting'}"
-                f"{': ' + s.last_error if s.last_error else ''})")
+                f"disconnected: {s.last_reason or 'connecting'}"
+                f"{f' ×{repeats}' if repeats > 1 else ''}")
             extra = {}
             if kind == "vault":
                 a = s.adapter
@@ -749,7 +755,8 @@ class HyperliquidFeeds:
         if "hyperliquid.market" not in self.sessions and self.sources & {"trades", "marks"}:
             out["hyperliquid.market"] = {"kind": "websocket", "healthy": False, "connected": False,
                                          "coverage": COVERAGE["market"],
-                                         "detail": f"coin discovery {self.coin_discovery}"}
+                                         "detail": f"coin discovery {self.coin_discovery}",
+                                         "last_error": self.coin_discovery_error}
         if self.poller is not None:
             st = self.poller.status()
             out["hyperliquid.vault_state"] = {
