@@ -531,8 +531,11 @@ class HyperliquidFeeds:
         if "node" in self.sources:
             self._start_node()
         if self.sources & {"trades", "marks"}:
-            # Series from the start: the market channels are known before any discovery.
-            self._declare(MARKET_SOURCE, self._market_channels())
+            # Series from the start: the market channels (busy, as MarketAdapter declares
+            # them) are known before any discovery.
+            metrics = self._declare(MARKET_SOURCE, self._market_channels())
+            for channel in self._market_channels():
+                metrics.silence_budget(VENUE, channel, self.cfg.silence_budget_s)
         if self.sources - {"node"}:
             self.stage = "starting"
             self._spawn(self._startup(), "hyperliquid.startup")
