@@ -21,6 +21,17 @@ COMMANDS = {
 }
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` states each option's default (issue 8 §3), except where there is
+    none to state (None, a flag) or the help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (one broken or slow
     subcommand never breaks the others)."""
@@ -28,7 +39,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("version", help="print the version")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=_Formatter)
         if name == command:
             importlib.import_module(module).add_arguments(p)
             p.set_defaults(_module=module)

@@ -120,6 +120,7 @@ import argparse
 import bisect
 import calendar
 import math
+import sys
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -588,8 +589,9 @@ def _write_snapshot(ex: _Exchange, out: Path, block: int, t0: int) -> tuple[Path
 class _Run:
     """One simulation: the step loop, the block/misc writers and the truth records."""
 
-    def __init__(self, ex: _Exchange, out: Path, p: dict):
+    def __init__(self, ex: _Exchange, out: Path, p: dict, progress=None):
         self.ex, self.p, self.out = ex, p, out
+        self.progress = progress  # (step, steps, fills so far) after every step, or None
         self.t0 = p["start_ms"]
         self.block0 = p["snapshot_block"]
         sfx = ".jsonl.lz4" if p["lz4"] else ".jsonl"
@@ -647,6 +649,21 @@ class _Run:
             coin.noise = 0.98 * coin.noise + float(eps[c])
             out.append(coin.p0 * math.exp(coin.beta * lg + coin.impact + coin.noise))
         return out, dropping
+
+    def round_trips(self, t: int, fund: list[float], n: int, block: list) -> None:
+        """``n`` one-lot round trips (buy then sell, both against the market maker):
+        volume for ``fills`` beyond what the cascade's population trades, leaving every
+        position as it was (the cost is one lot's spread and fees)."""
+        ex, rng = self.ex, self.ex.rng
+        users = rng.integers(0, ex.n_users, n)
+        coins = rng.integers(0, len(ex.coins), n)
+        for u, c in zip(users.tolist(), coins.tolist()):
+            coin = ex.coins[c]
+            for d, side in ((1, "up"), (-1, "down")):
+                px = coin.round_px(fund[c] * (1 + d * SPREAD / 2), side)
+                ntl = px / coin.lot_div
+                ex.trade(block, t, c, u, ex.mm, d, px,
+                         (round(ntl * TAKER_FEE, 6), round(ntl * MAKER_FEE, 6)))
 
     def background(self, t: int, fund: list[float], n: int, block: list, seed_coins: bool) -> None:
         ex, rng = self.ex, self.ex.rng
@@ -854,9 +871,7 @@ class _Run:
         phases, total = _schedule(p)
         bms = p["block_ms"]
         steps = total // bms
-        tpb = p["trades_per_block"]
-        if p["fills"]:
-            tpb = max(1, math.ceil(p["fills"] / 2 / steps))
+        tpb, round_trips = background_rates(p, steps, ex.n_users)
         funding_steps = {steps // 10, (phases[-1][1] + (total - phases[-1][1]) // 2) // bms}
         deposit_step = max(1, steps // 20)
         for i in range(1, steps + 1):
@@ -867,6 +882,8 @@ class _Run:
             if i == deposit_step:
                 misc.extend(self.deposits())
             self.background(t, fund, tpb, block, seed_coins=(i == 1))
+            if round_trips:
+                self.round_trips(t, fund, round_trips, block)
             self.liquidations(t, block, misc)
             self.write_fills(t, block)
             self.write_misc(t, misc)
@@ -875,6 +892,8 @@ class _Run:
             for j, v in enumerate(ex.vaults):
                 ta = t + bms // 2 + 10 * j
                 self.write_fills(ta, self.adl(ta, v))
+            if self.progress is not None:
+                self.progress(i, steps, ex.n_fills)
         self.end_ms = self.t0 + steps * bms
         self.fills.close()
         self.misc.close()
@@ -977,8 +996,32 @@ DEFAULTS = dict(
 )
 
 
+# Background trades per account and block that the cascade survives: busier accounts
+# trade their positions away before the shock reaches them (issue 8 §3: --fills 10^6 on
+# 2,000 accounts gave no ADL at all). The default (20 trades, 2,000 accounts) is 0.01.
+MAX_TRADES_PER_ACCOUNT_BLOCK = 0.01
+
+
+def background_rates(p: dict, steps: int, n_users: int) -> tuple[int, int]:
+    """(position-changing trades, one-lot round trips) per block for params ``p``.
+
+    Without ``fills``: ``trades_per_block`` trades. With it: ``fills`` / 2 trades
+    over the run (each trade writes two fills), of which at most
+    max(trades_per_block, MAX_TRADES_PER_ACCOUNT_BLOCK · accounts) change positions;
+    the rest are round trips (two trades each), so the cascade is the same at any
+    size."""
+    tpb = p["trades_per_block"]
+    if not p["fills"]:
+        return tpb, 0
+    want = max(1, math.ceil(p["fills"] / 2 / steps))
+    cap = max(tpb, int(MAX_TRADES_PER_ACCOUNT_BLOCK * n_users))
+    if want <= cap:
+        return want, 0
+    return cap, math.ceil((want - cap) / 2)
+
+
 def simulate(out_dir: str | Path, *, gap_ms: int = GAP_MS,
-             horizons_ms: tuple[int, ...] = HORIZONS_MS, **params) -> SimResult:
+             horizons_ms: tuple[int, ...] = HORIZONS_MS, progress=None, **params) -> SimResult:
     """Write a synthetic cascade into ``out_dir`` and return what was written.
 
     ``params`` (defaults in :data:`DEFAULTS`): accounts, coins (≤ 12 named,
@@ -992,6 +1035,7 @@ def simulate(out_dir: str | Path, *, gap_ms: int = GAP_MS,
     notional), adl_band (per-step cap of the ADL price's distance from the
     mark, as a fraction of the mark; 0 = uncapped bankruptcy price, the vault
     made whole at every ADL step). Same params and seed give the same bytes.
+    ``progress(step, steps, fills)`` is called after every step (the CLI prints it).
     """
     unknown = set(params) - set(DEFAULTS)
     if unknown:
@@ -1014,7 +1058,7 @@ def simulate(out_dir: str | Path, *, gap_ms: int = GAP_MS,
     ex = _Exchange(p)
     _initial_book(ex)
     pa, pp = _write_snapshot(ex, out, p["snapshot_block"], p["start_ms"])
-    run = _Run(ex, out, p)
+    run = _Run(ex, out, p, progress)
     run.run()
     truth = _truth(ex, p, gap_ms, tuple(horizons_ms))
     truth["files"] = {"account_snapshot": pa.name, "positions_snapshot": pp.name,
@@ -1031,16 +1075,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=int, default=d["accounts"], help="number of trader accounts")
     parser.add_argument("--coins", type=int, default=d["coins"], help="number of perp markets")
     parser.add_argument("--shock", type=float, default=d["shock"], help="total fractional price drop")
-    parser.add_argument("--seed", type=int, default=d["seed"])
+    parser.add_argument("--seed", type=int, default=d["seed"],
+                        help="random seed (same seed and flags: same bytes)")
     parser.add_argument("--blocks", type=int, default=d["blocks"],
                         help="total steps of block_ms (0 = from the wave schedule)")
-    parser.add_argument("--block-ms", type=int, default=d["block_ms"])
+    parser.add_argument("--block-ms", type=int, default=d["block_ms"],
+                        help="venue time between blocks, ms (a multiple of 10, >= 100)")
     parser.add_argument("--waves", type=int, default=d["waves"], help="number of drop phases")
     parser.add_argument("--fills", type=int, default=d["fills"],
-                        help="target number of fills (sets background trades per block)")
+                        help="target number of fills (0 = from --accounts); volume past what "
+                             "the accounts trade is one-lot round trips, so the cascade stays")
     parser.add_argument("--vaults", type=int, default=d["vaults"], choices=(1, 2),
                         help="1 = HLP Liquidator, 2 = also Liquidator 2")
     parser.add_argument("--lz4", action="store_true", help="write fills and misc events as LZ4 frames")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--misc-format", default=d["misc_format"], choices=("block", "event"),
                         help="misc_events lines: one {time, hash, inner} per line, or node blocks")
     parser.add_argument("--adl-band", type=float, default=d["adl_band"],
@@ -1061,13 +1109,22 @@ def main(args: argparse.Namespace) -> int:
                   vaults=args.vaults, lz4=args.lz4, misc_format=args.misc_format,
                   adl_band=args.adl_band)
     t = _time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"adlmon simulate: --out {args.out}: exists and is not a directory "
+              "(give a new or an existing directory)", file=sys.stderr)
+        return 2
     try:
         horizons = tuple(int(x) for x in args.horizons_ms.split(",") if x.strip())
         if not horizons or args.gap_ms <= 0 or min(horizons) < 0:
             raise ValueError("--gap-ms must be > 0 and --horizons-ms non-negative integers")
-        res = simulate(args.out, gap_ms=args.gap_ms, horizons_ms=horizons, **params)
+        res = simulate(args.out, gap_ms=args.gap_ms, horizons_ms=horizons,
+                       progress=None if args.quiet else _Progress(), **params)
     except ValueError as exc:
-        print(f"adlmon simulate: {exc}")
+        print(f"adlmon simulate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"adlmon simulate: --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     dt = _time.perf_counter() - t
     tot = res.truth["totals"]
@@ -1080,4 +1137,33 @@ def main(args: argparse.Namespace) -> int:
               f"needed={w['needed_usd']:,.2f} deficit={w['deficit_usd']:,.2f} "
               f"H0={w['production_haircut_usd'].get('0', float('nan')):,.2f} "
               f"theta_needed={_fmt_theta(w['theta_needed'])}")
+    if not res.adl_fills:
+        # Asked for a cascade, got none: say why instead of a silent success.
+        print(f"adlmon simulate: no ADL in this run: the {args.shock:.0%} shock left every "
+              "liquidator vault's equity >= 0 (liquidations were absorbed by the market and "
+              "the vault); raise --shock or --accounts, or lower --adl-band", file=sys.stderr)
+        return 1
     return 0
+
+
+class _Progress:
+    """Progress lines on stderr for long runs: at most one every ``every_s`` of wall
+    time, none for a run shorter than that."""
+
+    def __init__(self, every_s: float = 2.0, clock=_time.monotonic, stream=None):
+        self.every_s = every_s
+        self.clock = clock
+        self.stream = stream
+        self.next_at = clock() + every_s
+        self.printed = False
+
+    def __call__(self, step: int, steps: int, fills: int) -> None:
+        if step < steps:
+            if self.clock() < self.next_at:
+                return
+            self.next_at = self.clock() + self.every_s
+            self.printed = True
+        elif not self.printed:
+            return  # a short run: the summary line is enough
+        print(f"adlmon simulate: step {step:,}/{steps:,} ({step / steps:.0%}), {fills:,} fills",
+              file=self.stream or sys.stderr, flush=True)

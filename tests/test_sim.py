@@ -464,6 +464,61 @@ def test_cli_writes_the_files_and_rejects_bad_parameters(tmp_path, capsys):
         sim.simulate(tmp_path / "y", colour="red")
 
 
+def test_a_fill_target_far_above_what_the_accounts_trade_still_gives_a_cascade(tmp_path):
+    # What --fills did before: every trade changed a position, so 400 accounts trading
+    # 120 times a block sold their positions before the shock, and no ADL happened.
+    busy = sim.simulate(tmp_path / "busy", accounts=400, coins=2, seed=3, trades_per_block=120)
+    assert busy.adl_fills == 0
+    big = sim.simulate(tmp_path / "big", accounts=400, coins=2, seed=3, fills=100_000)
+    assert big.fills >= 100_000 and big.adl_fills > 0 and big.waves
+    # the volume past the accounts' own trading is round trips, capped per account
+    trades, round_trips = sim.background_rates({**sim.DEFAULTS, "fills": 100_000}, 418, 400)
+    assert trades == sim.DEFAULTS["trades_per_block"] and round_trips > 0
+    assert sim.background_rates({**sim.DEFAULTS, "fills": 5_000}, 418, 400) == (6, 0)
+
+
+def test_cli_refuses_an_existing_file_as_out_with_a_message(tmp_path, capsys):
+    target = tmp_path / "taken.txt"
+    target.write_text("keep me")
+    assert cli_main(["simulate", "--out", str(target), "--accounts", "50"]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not a directory" in err and "Traceback" not in err
+    assert target.read_text() == "keep me"
+
+
+def test_cli_says_why_when_a_run_has_no_adl(tmp_path, capsys):
+    code = cli_main(["simulate", "--out", str(tmp_path), "--accounts", "60", "--coins", "1",
+                     "--shock", "0.01", "--seed", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no ADL in this run" in err and "--shock" in err
+
+
+def test_help_shows_defaults_and_long_runs_show_progress(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 2000)" in out and "(default: 0.3)" in out  # accounts, shock
+    lines, clock = [], iter(range(0, 1000, 1))
+
+    class Stream:
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    progress = sim._Progress(every_s=10, clock=lambda: next(clock), stream=Stream())
+    for step in range(1, 51):
+        progress(step, 50, step * 100)
+    printed = [x for x in lines if x.strip()]
+    assert 3 <= len(printed) <= 6 and "step 50/50 (100%), 5,000 fills" in printed[-1]
+    short = sim._Progress(every_s=10, clock=lambda: 0, stream=Stream())
+    lines.clear()
+    for step in range(1, 6):
+        short(step, 5, step)
+    assert not [x for x in lines if x.strip()]  # a short run prints no progress
+
+
 def test_num_round_trips_without_exponent_or_negative_zero():
     for x in (0.0, -0.0, 1e-7, 22.075, -28.53, 1.5e17, 0.1 + 0.2):
         s = sim.num(x)
