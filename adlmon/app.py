@@ -44,7 +44,7 @@ from typing import Any, Callable
 import orjson
 
 from adlmon.bus.memory import MemoryBus
-from adlmon.config import Config, ConfigError, load_config, parse_config
+from adlmon.config import Config, ConfigError, default_config_path, load_config, parse_config
 from adlmon.engine.engine import Engine
 from adlmon.engine.waves import Wave
 from adlmon.events import Fill, event_time_ms
@@ -154,8 +154,12 @@ class Daemon:
             self.bus = await NatsBus.connect(cfg.bus.nats_url, cfg.bus.stream, VENUE)
         if cfg.wavelog.path:
             path = Path(cfg.wavelog.path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._wavelog = open(path, "ab")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._wavelog = open(path, "ab")
+            except OSError as exc:
+                raise ValueError(f"[wavelog] path = {cfg.wavelog.path!r}: cannot open for "
+                                 f"appending: {exc.strerror or exc}") from None
         self._runner = await start_server(cfg.server, self.state)
         self.url = server_url(self._runner)
         self._engine_task = asyncio.create_task(self._consume(), name="adlmon-engine")
@@ -354,10 +358,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def effective_config(args: argparse.Namespace) -> Config:
-    path = args.config
-    if path is None and Path("config.toml").is_file():
-        path = "config.toml"
-    cfg = load_config(path)
+    cfg = load_config(default_config_path(args.config))
     hl = cfg.venues.hyperliquid
     server = cfg.server
     if args.listen:

@@ -145,12 +145,25 @@ def _listen(v):
     return bool(sep and host) and port.isdigit() and 0 < int(port) < 65536
 
 
-_RULES: dict[tuple[str, str], tuple[Any, str]] = {
+def _subset_rule(allowed: tuple[str, ...]):
+    """A list rule whose message names the offending items, not the whole list."""
+    def message(v) -> str:
+        bad = [f"{x!r} (item {i})" for i, x in enumerate(v, 1) if x not in allowed]
+        return f"unknown {', '.join(bad)}: each item must be one of {list(allowed)}"
+    return (lambda v: set(v) <= set(allowed), message)
+
+
+def _wavelog_path(v: str) -> bool:
+    return not (v and Path(v).is_dir())
+
+
+_RULES: dict[tuple[str, str], tuple[Any, Any]] = {
+    ("wavelog", "path"): (_wavelog_path, "is a directory: must be a file path (\"\" disables "
+                                         "the wavelog)"),
     ("engine", "gap_ms"): (_positive, "must be a positive integer"),
     ("engine", "horizons_ms"): (lambda v: all(h >= 0 for h in v) and len(set(v)) == len(v),
                                 "must be distinct non-negative integers (ms)"),
-    ("counterfactual", "mechanisms"): (lambda v: set(v) <= set(MECHANISMS),
-                                       f"must be a subset of {list(MECHANISMS)}"),
+    ("counterfactual", "mechanisms"): _subset_rule(MECHANISMS),
     ("counterfactual", "ilp_time_limit_s"): (_positive, "must be a positive number of seconds"),
     ("counterfactual", "ilp_max_accounts"): (_positive, "must be a positive integer"),
     ("counterfactual", "severity"): (lambda v: v in ("ogd", "fixed", "backoff"),
@@ -166,8 +179,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("log", "level"): (lambda v: v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
                        "must be one of DEBUG, INFO, WARNING, ERROR"),
     ("log", "format"): (lambda v: v in ("text", "json"), "must be 'text' or 'json'"),
-    ("venues.hyperliquid", "sources"): (lambda v: set(v) <= set(HL_SOURCES),
-                                        f"must be a subset of {list(HL_SOURCES)}"),
+    ("venues.hyperliquid", "sources"): _subset_rule(HL_SOURCES),
     ("venues.hyperliquid", "marks_feed"): (lambda v: v in ("activeAssetCtx", "allMids"),
                                            "must be 'activeAssetCtx' or 'allMids'"),
     ("venues.hyperliquid", "ws_url"): (lambda v: v.startswith(("ws://", "wss://")),
@@ -233,7 +245,8 @@ def _build(cls: type, data: dict, path: str, source: str, errors: list[str]):
             continue
         rule = _RULES.get((path, key))
         if rule and not rule[0](coerced):
-            errors.append(f"{source}: {where}{key} = {value!r}: {rule[1]}")
+            why = rule[1](coerced) if callable(rule[1]) else rule[1]
+            errors.append(f"{source}: {where}{key} = {value!r}: {why}")
             continue
         kwargs[key] = coerced
     return cls(**kwargs)
@@ -255,6 +268,18 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     if errors:
         raise ConfigError(errors)
     return cfg
+
+
+DEFAULT_PATH = "config.toml"
+
+
+def default_config_path(path: str | None) -> str | None:
+    """The file a command reads: ``path`` when given, else ``config.toml`` when present
+    in the working directory, else None (built-in defaults). ``run`` and
+    ``check-config`` share this rule."""
+    if path is not None:
+        return path
+    return DEFAULT_PATH if Path(DEFAULT_PATH).is_file() else None
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -317,13 +342,18 @@ def to_toml(cfg: Config) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", default="config.toml", help="config file (default: config.toml)")
+    parser.add_argument("path", nargs="?", default=None,
+                        help=f"config file (default: {DEFAULT_PATH} when present, else the "
+                             "built-in defaults, as `adlmon run` does)")
 
 
 def main(args: argparse.Namespace) -> int:
+    path = default_config_path(args.path)
     try:
-        cfg = load_config(args.path)
+        cfg = load_config(path)
     except ConfigError as exc:
         return exc.report()
+    print(f"# effective config from {path or 'the built-in defaults (no config.toml here)'}",
+          file=sys.stderr)
     sys.stdout.write(to_toml(cfg))
     return 0

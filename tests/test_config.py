@@ -47,7 +47,8 @@ def test_every_error_is_reported_at_once(tmp_path):
     assert len(errs) == 4
     assert any("listen = 'nohost': must be HOST:PORT" in e for e in errs)
     assert any("kind = 'kafka'" in e for e in errs)
-    assert any("sources = ['vault_fills', 'telepathy']: must be a subset" in e for e in errs)
+    assert any("sources = ['vault_fills', 'telepathy']: unknown 'telepathy' (item 2)" in e
+               for e in errs)
 
 
 def test_wrong_types_are_rejected_and_ints_widen_to_floats():
@@ -84,3 +85,48 @@ def test_check_config_cli_prints_errors_and_exits_2(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "adlmon", "check-config", str(ROOT / "config.toml")],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "[venues.hyperliquid]" in ok.stdout
+
+
+def test_a_bad_list_item_is_named_with_its_position(tmp_path):
+    errs = errors_of('[counterfactual]\nmechanisms = ["pro_rata", "pro-rata", "rap"]\n'
+                     '[venues.hyperliquid]\nsources = ["trades", "fills"]\n', tmp_path)
+    assert any("mechanisms" in e and "'pro-rata' (item 2)" in e and "'pro_rata'" not in
+               e.split("each item")[0].split("unknown")[1] for e in errs), errs
+    assert any("sources" in e and "'fills' (item 2)" in e for e in errs), errs
+
+
+def test_a_wavelog_path_that_cannot_be_a_file_names_the_key(tmp_path):
+    errs = errors_of(f'[wavelog]\npath = "{tmp_path}"\n', tmp_path)
+    assert errs and errs[0].endswith(f"[wavelog] path = '{tmp_path}': is a directory: must be "
+                                     'a file path ("" disables the wavelog)')
+
+
+async def test_a_wavelog_that_cannot_be_opened_stops_the_start_naming_the_key(tmp_path):
+    import dataclasses
+
+    from adlmon.app import Daemon
+    (tmp_path / "file").write_text("x")
+    cfg = parse_config({"wavelog": {"path": str(tmp_path / "file" / "w.jsonl")},
+                        "venues": {"hyperliquid": {"enabled": False}}}, "test")
+    cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, listen="127.0.0.1:0"))
+    daemon = Daemon(cfg)
+    with pytest.raises(ValueError, match=r"^\[wavelog\] path = '.*w\.jsonl': cannot open"):
+        await daemon.start()
+
+
+def test_check_config_without_an_argument_uses_config_toml_or_the_defaults(tmp_path):
+    def check(cwd):
+        return subprocess.run([sys.executable, "-m", "adlmon", "check-config"], cwd=cwd,
+                              capture_output=True, text=True, timeout=60)
+    r = check(tmp_path)  # no config.toml here: built-in defaults, as `adlmon run`
+    assert r.returncode == 0 and "built-in defaults" in r.stderr, r.stderr
+    assert load_config_text(r.stdout) == Config()
+    (tmp_path / "config.toml").write_text("[engine]\ngap_ms = 7000\n")
+    r = check(tmp_path)
+    assert r.returncode == 0 and "from config.toml" in r.stderr
+    assert load_config_text(r.stdout).engine.gap_ms == 7000
+
+
+def load_config_text(text: str) -> Config:
+    import tomllib
+    return parse_config(tomllib.loads(text), "stdout")
