@@ -2,8 +2,11 @@
 
 The service manager passes ``$NOTIFY_SOCKET`` (a datagram socket path; a leading
 ``@`` means Linux's abstract namespace) and, with ``WatchdogSec=``,
-``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``). The daemon sends ``READY=1`` after its
-first successful subscription, ``WATCHDOG=1`` from the event loop at half the
+``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``). The daemon sends ``READY=1`` once its
+HTTP server listens (``/metrics``, probes) and its sources are started, before any
+venue connection succeeds: a venue outage must not fail or stall the start, and a
+feed that is down is what ``/readyz`` and ``adlmon_feed_connected`` report, not a
+unit that never becomes active. Then ``WATCHDOG=1`` from the event loop at half the
 watchdog interval (so a wedged loop becomes a restart), ``STOPPING=1`` on
 shutdown and ``STATUS=...`` free text for ``systemctl status``. Outside systemd
 every call is a no-op returning False.

@@ -11,6 +11,8 @@ status page, all on one port (ecosystem.md §2.1, §2.6, §2.7).
 - ``/api/waves?limit=N``  recent wave reports, newest first (N in 1..kept).
 - ``/api/status``  sources with their coverage statements, uptime, version.
 - ``/``         a static status page (no external assets) that reads the API.
+- ``/runbook``  the operator runbook (``static/runbook.md`` as HTML, one anchor per
+  alert): every alert's ``runbook_url`` points here, so it needs no internet.
 
 Optional HTTP basic auth covers everything except the two probes (so kubelet and
 systemd-style checks need no secret); optional TLS from ``tls_cert``/``tls_key``.
@@ -23,8 +25,10 @@ import base64
 import binascii
 import collections
 import hmac
+import html
 import logging
 import os
+import re
 import ssl
 import time
 from pathlib import Path
@@ -236,6 +240,66 @@ def ssl_context(server_cfg) -> ssl.SSLContext | None:
     return ctx
 
 
+# --- the runbook, served from the package (issue 8 §3: reachable from the deployment) ---
+RUNBOOK = STATIC_DIR / "runbook.md"
+_INLINE = (
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])"), r"<em>\1</em>"),
+)
+
+
+def anchor(heading: str) -> str:
+    """The id of a heading, as GitHub makes it ("AdlmonFeedDown" -> "adlmonfeeddown")."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text, quote=False)
+    for pattern, repl in _INLINE:
+        out = pattern.sub(repl, out)
+    return out
+
+
+def markdown_html(text: str, title: str) -> str:
+    """The runbook's Markdown subset (headings with ids, paragraphs, ``- `` lists,
+    inline code, bold, emphasis) as a self-contained HTML page."""
+    body: list[str] = []
+    para: list[str] = []
+    items: list[str] = []
+
+    def close() -> None:
+        if para:
+            body.append(f"<p>{_inline(' '.join(para))}</p>")
+            para.clear()
+        if items:
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        heading = re.match(r"^(#{1,3}) (.+)$", line)
+        if heading:
+            close()
+            level, name = len(heading.group(1)), heading.group(2).strip()
+            body.append(f'<h{level} id="{anchor(name)}">{_inline(name)}</h{level}>')
+        elif not stripped:
+            close()
+        elif line.startswith("- "):
+            if para:
+                close()
+            items.append(line[2:].strip())
+        elif items and line.startswith("  "):
+            items[-1] += " " + stripped  # a list item's continuation line
+        else:
+            para.append(stripped)
+    close()
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title>"
+            "<link rel=\"stylesheet\" href=\"static/status.css\"></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+
+
 # --- the app ---
 def _json(data: Any, status: int = 200) -> web.Response:
     body = orjson.dumps(data, default=str,
@@ -326,6 +390,11 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
             "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
         return resp
 
+    async def runbook(request: web.Request) -> web.Response:
+        page = markdown_html(RUNBOOK.read_text(encoding="utf-8"), "adlmon runbook")
+        return web.Response(text=page, content_type="text/html", headers={
+            "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"})
+
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         if name not in ("status.js", "status.css"):
@@ -344,6 +413,7 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
     app.router.add_get("/api/waves", api_waves)
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/", index)
+    app.router.add_get("/runbook", runbook)
     app.router.add_get("/static/{name}", static)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

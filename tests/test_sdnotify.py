@@ -92,3 +92,36 @@ async def test_watchdog_task_pings_at_half_the_interval_and_skips_when_unhealthy
 
 async def test_watchdog_task_returns_when_no_watchdog_is_configured():
     await asyncio.wait_for(Notifier({}).run_watchdog(), 1)
+
+
+async def test_ready_is_sent_while_every_venue_connection_is_still_failing(notify_socket, tmp_path):
+    """What the unit and sdnotify.py say (issue 8 §3): READY=1 once the server listens
+    and the sources are started, not after a first subscription."""
+    import dataclasses
+    from pathlib import Path
+
+    from live_venue import free_port
+    from adlmon.app import Daemon
+    from adlmon.config import parse_config
+
+    path, sock = notify_socket
+    dead = free_port()  # nothing listens there
+    cfg = parse_config({"wavelog": {"path": ""}, "venues": {"hyperliquid": {
+        "ws_url": f"ws://127.0.0.1:{dead}/ws", "info_url": f"http://127.0.0.1:{dead}/info",
+        "quarantine_path": str(tmp_path / "q.jsonl")}}}, "test")
+    cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, listen="127.0.0.1:0"))
+    daemon = Daemon(cfg, env={"NOTIFY_SOCKET": path})
+    await daemon.start()
+    try:
+        sock.settimeout(5)
+        message = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
+        assert message.startswith(b"READY=1")
+        assert not any(s.connected for s in daemon.feeds.sessions.values())
+    finally:
+        await daemon.stop()
+    root = Path(__file__).resolve().parents[1]
+    for text in ((root / "adlmon" / "sdnotify.py").read_text(),
+                 (root / "deploy" / "systemd" / "adlmon.service").read_text()):
+        assert "first successful subscription" not in text
+        assert "READY=1 once its HTTP server listens" in " ".join(
+            text.replace("#", "").replace("``", "").split())

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -180,6 +181,38 @@ async def test_status_page_and_its_assets_are_local(served):
         status, _, body = await get(session, url + "/static/" + asset)
         assert status == 200 and b"http" not in body
     assert (await get(session, url + "/static/../server.py"))[0] == 404
+
+
+async def test_runbook_is_served_with_an_anchor_for_every_alert_runbook_url(served):
+    import re
+    import yaml
+    from html.parser import HTMLParser
+
+    start, session = served
+    _, url = await start()
+    status, headers, body = await get(session, url + "/runbook")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+
+    class Ids(HTMLParser):
+        ids: set = set()
+
+        def handle_starttag(self, tag, attrs):
+            self.ids.update(v for k, v in attrs if k == "id")
+
+    page = Ids()
+    page.feed(body.decode())
+    root = Path(__file__).resolve().parents[1]
+    rules = yaml.safe_load((root / "deploy/prometheus/rules/adlmon.rules.yml").read_text())
+    urls = [r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"]
+            if "alert" in r]
+    assert urls
+    for u in urls:
+        prefix, _, frag = u.partition("#")
+        assert prefix == "http://127.0.0.1:9817/runbook"  # the default [server] listen
+        assert frag in page.ids, frag
+    unit = (root / "deploy/systemd/adlmon.service").read_text()
+    assert re.search(r"^Documentation=http://127\.0\.0\.1:9817/runbook$", unit, re.M)
+    assert "<code>" in body.decode() and "<script" not in body.decode()
 
 
 def basic(user: str, password: str) -> dict:

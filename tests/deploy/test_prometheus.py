@@ -18,8 +18,8 @@ from promql_names import (
     PROMETHEUS_SYNTHETIC, ROOT, RULE_TESTS, RULES, base_name, exported_names, promtool, selectors,
 )
 
-RUNBOOK = ROOT / "deploy" / "RUNBOOK.md"
-RUNBOOK_URL = "https://github.com/adlmon/adlmon/blob/main/deploy/RUNBOOK.md#"
+RUNBOOK = ROOT / "adlmon" / "static" / "runbook.md"  # served by the daemon at /runbook
+RUNBOOK_URL = "http://127.0.0.1:9817/runbook#"
 SEVERITIES = {"page", "warning", "info"}
 # The alert set the issue asks for, by what it detects.
 REQUIRED_ALERTS = {
@@ -75,7 +75,7 @@ def test_alert_has_severity_summary_description_and_a_runbook_anchor(alert):
     anchor = url[len(RUNBOOK_URL):]
     headings = {h.strip().lower().replace(" ", "-")
                 for h in re.findall(r"^## (.+)$", RUNBOOK.read_text(encoding="utf-8"), re.M)}
-    assert anchor in headings, f"deploy/RUNBOOK.md has no section for #{anchor}"
+    assert anchor in headings, f"adlmon/static/runbook.md has no section for #{anchor}"
     assert anchor == alert["alert"].lower()
 
 
