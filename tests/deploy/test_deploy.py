@@ -199,3 +199,39 @@ def test_kustomization_lists_every_manifest():
         assert (K8S / res).exists(), res
     manifests = {str(p.relative_to(K8S)) for p in K8S.rglob("*.yaml")} - {"kustomization.yaml"}
     assert manifests == set(kust["resources"])
+
+
+def test_one_image_tag_everywhere_and_it_is_the_package_version():
+    from adlmon import __version__
+    tag = f"adlmon:{__version__}"
+    refs = {}
+    for path in [DEPLOY / "docker-compose.yml", K8S / "deployment.yaml", DEPLOY / "Dockerfile",
+                 DEPLOY / "README.md"]:
+        refs[path.name] = set(re.findall(r"(?<![\w/.-])adlmon:[\w.-]+", path.read_text()))
+    assert compose()["services"]["adlmon"]["image"] == tag
+    for name, found in refs.items():
+        assert found == {tag}, (name, found)
+
+
+def test_alertmanager_receivers_never_point_at_the_alertmanager_container_itself():
+    doc = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text(encoding="utf-8"))
+    for receiver in doc["receivers"]:
+        for key, configs in receiver.items():
+            for c in configs if isinstance(configs, list) else ():
+                url = str(c.get("url", ""))
+                assert not re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", url), \
+                    (receiver["name"], url)
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert "## Alert notifications" in readme and "notify nobody" in readme
+
+
+def test_deploy_readme_walks_through_each_deployment_path():
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for heading in ("## 1. systemd", "## 2. docker-compose", "## 3. Kubernetes",
+                    "## Runbook links"):
+        assert heading in readme, heading
+    for command in ("systemctl enable --now adlmon", "docker-compose -f deploy/docker-compose.yml up",
+                    "kubectl apply -k deploy/k8s", "adlmon check-config", "adlmon run --demo"):
+        assert command in readme, command
+    for rel in re.findall(r"`(deploy/[\w./-]+)`", readme):
+        assert (ROOT / rel).exists(), rel
