@@ -238,11 +238,16 @@ def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed_and
     assert any("WATCHDOG=1" in m for m in messages)  # from the loop, every half interval
 
 
-def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_backoff(tmp_path):
+def spawn_offline(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """``adlmon run`` whose venue address has nothing listening; (process, base URL)."""
     port, dead = free_port(), free_port()  # nothing listens on `dead`
-    base = f"http://127.0.0.1:{port}"
     proc = _spawn(["run", "--listen", f"127.0.0.1:{port}", "--venue-url",
                    f"ws://127.0.0.1:{dead}/ws", "--config", str(_config(tmp_path))], tmp_path)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_unreachable_venue_stays_up_serves_metrics_not_ready_and_retries_with_backoff(tmp_path):
+    proc, base = spawn_offline(tmp_path)
     try:
         _wait_http(base + "/livez", proc)
         deadline = time.monotonic() + 20

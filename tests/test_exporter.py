@@ -23,7 +23,7 @@ from live_venue import free_port  # noqa: E402
 from promql_names import (  # noqa: E402
     DASHBOARDS, RULES, grafana_to_promql, label_values_selector, promtool, selectors,
 )
-from test_app import _config, _get, _spawn, _stop, _wait_http  # noqa: E402
+from test_app import _config, _get, _spawn, _stop, _wait_http, spawn_offline  # noqa: E402
 
 
 def used_names() -> set[str]:
@@ -74,10 +74,7 @@ def test_dashboards_and_rules_select_names_this_test_can_check():
 
 def test_offline_daemon_exports_every_used_series_and_feed_down_can_fire(tmp_path):
     promtool()  # skip (or fail under CI) before spawning anything
-    port, dead = free_port(), free_port()  # nothing listens on `dead`
-    base = f"http://127.0.0.1:{port}"
-    proc = _spawn(["run", "--listen", f"127.0.0.1:{port}", "--venue-url",
-                   f"ws://127.0.0.1:{dead}/ws", "--config", str(_config(tmp_path))], tmp_path)
+    proc, base = spawn_offline(tmp_path)
     try:
         _wait_http(base + "/livez", proc)
         first = series(_get(base + "/metrics")[1])
