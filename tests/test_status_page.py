@@ -142,3 +142,50 @@ async def test_status_page_screenshot_is_written_as_an_artifact(page_server, tmp
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 900)
+
+
+async def test_offline_summary_is_one_reason_line_per_source_and_says_when_the_demo_finished(
+        tmp_path):
+    state = ServerState(Metrics())
+    state.started = True
+    error = "ClientConnectorDNSError: Cannot connect to host api.hyperliquid.xyz:443 " * 3
+    for name in ("hyperliquid.market", "hyperliquid.vault.0x2e3d94f0",
+                 "hyperliquid.vault.0xb0a55f13"):
+        state.update_source(name, healthy=False, connected=False, coverage="c",
+                            detail="disconnected: connect_error ×12", last_error=error)
+    state.demo = {"finished": True, "detail": "3 of 3 simulated waves reported; seed 5"}
+    runner = await start_server(ServerConfig(listen="127.0.0.1:0"), state)
+    try:
+        dom = (await chromium(server_url(runner) + "/", tmp_path, "--dump-dom")).decode()
+    finally:
+        await stop(runner)
+
+    class Reasons(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.items, self.summary, self._in = [], "", None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "p" and a.get("id") == "summary":
+                self._in = "summary"
+            elif tag == "li":
+                self._in = "li"
+                self.items.append("")
+
+        def handle_data(self, data):
+            if self._in == "summary":
+                self.summary += data
+            elif self._in == "li":
+                self.items[-1] += data
+
+        def handle_endtag(self, tag):
+            if tag in ("p", "li"):
+                self._in = None
+
+    parsed = Reasons()
+    parsed.feed(dom)
+    assert len(parsed.items) == 3  # one line per source
+    assert all(i.endswith("disconnected: connect_error ×12") for i in parsed.items), parsed.items
+    assert "DNSError" not in dom  # the exception text stays in the API and the log
+    assert "not ready" in parsed.summary and "demo finished: 3 of 3" in parsed.summary
