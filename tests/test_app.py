@@ -210,7 +210,8 @@ def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed_and
     sock.settimeout(0.2)
     proc = _spawn(["run", "--demo", "--demo-speed", "10", "--listen", f"127.0.0.1:{port}",
                    "--config", str(_config(tmp_path))], tmp_path,
-                  {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"})
+                  {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000",
+                   "TMPDIR": str(tmp_path)})  # the demo's own directory lands here
     try:
         _wait_http(base + "/livez", proc)
         deadline = time.monotonic() + 30
@@ -232,6 +233,7 @@ def test_sigterm_stops_a_real_adlmon_run_within_10s_with_the_wavelog_flushed_and
     # the demo writes its waves to the directory it names, never to [wavelog] path
     assert not (tmp_path / "wavelog.jsonl").exists()
     wavelog = Path(re.search(r"waves in (\S+wavelog\.jsonl)", output).group(1))
+    assert wavelog.parent.parent == tmp_path and wavelog.parent.name.startswith("adlmon-demo-")
     lines = wavelog.read_bytes().splitlines()
     assert len(lines) >= waves and all(orjson.loads(x)["venue"] == "hyperliquid" for x in lines)
     assert any("READY=1" in m for m in messages) and any("STOPPING=1" in m for m in messages)

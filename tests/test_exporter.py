@@ -118,7 +118,8 @@ def test_demo_cascade_exports_every_used_series_and_says_it_finished(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = _spawn(["run", "--demo", "--demo-speed", "20", "--demo-seed", "5", "--listen",
-                   f"127.0.0.1:{port}", "--config", str(_config(tmp_path))], tmp_path)
+                   f"127.0.0.1:{port}", "--config", str(_config(tmp_path))], tmp_path,
+                  {"TMPDIR": str(tmp_path)})  # the demo's directory, cleaned with tmp_path
     try:
         _wait_http(base + "/livez", proc)
         deadline = time.monotonic() + 90
