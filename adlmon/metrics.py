@@ -41,6 +41,7 @@ frame/batch (``message(..., n=len(batch))``), not per record (ecosystem.md §2.1
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -657,25 +658,21 @@ class Metrics:
 class SourceMetrics:
     """A feed source's view of :class:`Metrics` (or of any object with the same
     feed methods, e.g. ``NullMetrics``): every feed call gets ``source=``; the
-    rest passes through."""
+    rest passes through. The feed methods are bound once (they run per frame)."""
 
-    _FEED = frozenset(("connected", "silence_budget", "message", "parse_error", "reconnect",
-                       "gap", "declare_feed"))
+    _FEED = ("connected", "silence_budget", "message", "parse_error", "reconnect", "gap",
+             "declare_feed")
 
     def __init__(self, metrics: Any, source: str):
         self._m = metrics
         self.source = source
+        for name in self._FEED:
+            method = getattr(metrics, name, None)
+            if method is not None:
+                setattr(self, name, functools.partial(method, source=source))
 
     def __getattr__(self, name: str):
-        attr = getattr(self._m, name)
-        if name in self._FEED:
-            source = self.source
-
-            def call(*args, **kw):
-                kw.setdefault("source", source)
-                return attr(*args, **kw)
-            return call
-        return attr
+        return getattr(self._m, name)
 
 
 def _first(report: Mapping[str, Any], *keys: str) -> Any:

@@ -373,3 +373,47 @@ def test_every_family_documents_its_labels_in_the_reference(fam):
     line = next(l for l in reference_markdown().splitlines() if l.startswith(f"| `{fam.name}` |"))
     for label in fam.labels:
         assert label in line
+
+
+def test_declared_feeds_exist_before_any_connection_and_keep_live_values():
+    m = Metrics()
+    vault_a, vault_b = m.for_source("hlp_liquidator"), m.for_source("hlp_liquidator_2")
+    for view in (vault_a, vault_b):
+        view.declare_feed("hyperliquid", "userFills")
+    a = {"venue": "hyperliquid", "channel": "userFills", "source": "hlp_liquidator"}
+    b = {**a, "source": "hlp_liquidator_2"}
+    assert value(m, "adlmon_feed_connected", **a) == 0 == value(m, "adlmon_feed_connected", **b)
+    assert math.isnan(value(m, "adlmon_feed_last_message_timestamp_seconds", **a))
+    for reason in RECONNECT_REASONS:
+        assert value(m, "adlmon_feed_reconnects_total", **a, reason=reason) == 0
+    for reason in PARSE_REASONS:
+        assert value(m, "adlmon_feed_parse_errors_total", **a, reason=reason) == 0
+    assert value(m, "adlmon_feed_gaps_total", **a) == 0
+    # one vault up, the other down: each keeps its own series (no shared channel label)
+    vault_a.connected("hyperliquid", "userFills", True)
+    vault_a.message("hyperliquid", "userFills", now=123.0)
+    vault_a.declare_feed("hyperliquid", "userFills")  # declaring again keeps live values
+    assert value(m, "adlmon_feed_connected", **a) == 1
+    assert value(m, "adlmon_feed_last_message_timestamp_seconds", **a) == 123.0
+    assert value(m, "adlmon_feed_connected", **b) == 0
+
+
+def test_a_fresh_catalogue_has_every_known_series():
+    m = Metrics(mechanisms=("capped_pro_rata",), horizons_ms=(0, 500))
+    for kind in ("divergence", "unknown_dir", "unknown_ledger"):
+        assert value(m, "adlmon_engine_anomalies_total", venue="hyperliquid", kind=kind) == 0
+    assert value(m, "adlmon_adl_armed", **HL) == 0
+    assert math.isnan(value(m, "adlmon_adl_last_wave_needed_usd", **HL))
+    assert math.isnan(value(m, "adlmon_deficit_usd", **HL))
+    for mech in ("capped_pro_rata", "production"):
+        assert math.isnan(value(m, "adlmon_adl_policy_loss_usd", venue="hyperliquid",
+                                mechanism=mech))
+    assert math.isnan(value(m, "adlmon_adl_last_wave_production_haircut_usd",
+                            venue="hyperliquid", horizon="500"))
+    assert value(m, "adlmon_adl_compute_duration_seconds_count", **HL) == 0
+    m.declare_pool("hyperliquid", "hlp_liquidator")
+    assert math.isnan(value(m, "adlmon_insurance_fund_usd", venue="hyperliquid",
+                            pool="hlp_liquidator"))
+    m.set_insurance_fund("hyperliquid", "hlp_liquidator", 5.0, time_ms=1000)
+    m.declare_pool("hyperliquid", "hlp_liquidator")  # a known balance stays
+    assert value(m, "adlmon_insurance_fund_usd", venue="hyperliquid", pool="hlp_liquidator") == 5
