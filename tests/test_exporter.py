@@ -212,3 +212,29 @@ async def test_vault_websockets_start_and_are_counted_while_the_rest_bootstrap_f
     finally:
         await daemon.stop()
         await runner.cleanup()
+
+
+async def test_a_node_tail_has_its_own_source_series_from_the_start(tmp_path):
+    from adlmon.config import parse_config
+    from adlmon.metrics import Metrics
+    from adlmon.venues.hyperliquid.ws import HyperliquidFeeds
+
+    cfg = parse_config({"venues": {"hyperliquid": {
+        "sources": ["node"], "node_data_dir": str(tmp_path / "data"),
+        "quarantine_path": str(tmp_path / "q.jsonl")}}}, "test").venues.hyperliquid
+    metrics = Metrics()
+
+    async def publish(events):
+        pass
+
+    feeds = HyperliquidFeeds(cfg, publish, metrics=metrics, state_dir=str(tmp_path / "state"))
+    await feeds.start()
+    try:
+        text = metrics.exposition().decode()
+    finally:
+        await feeds.stop()
+    found = series(text)
+    node = {s.labels["channel"] for s in found["adlmon_feed_reconnects_total"]
+            if s.labels["source"] == "node"}
+    assert node == {"node_fills_by_block", "misc_events"}
+    assert {s.labels["source"] for s in found["adlmon_feed_connected"]} == {"node"}

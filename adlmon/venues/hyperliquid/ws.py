@@ -701,6 +701,7 @@ class HyperliquidFeeds:
         self.node = NodeTailer(self.cfg.node_data_dir, self.publish, state_dir=self.state_dir or None,
                                metrics=SourceMetrics(self.metrics, NODE_SOURCE),
                                quarantine=self.quarantine)
+        self._declare(NODE_SOURCE, self.node.tails)  # stream names: the node's channels
         self._spawn(self.node.run(), "hyperliquid.node")
 
     def _spawn(self, coro, name: str) -> None:
