@@ -24,7 +24,10 @@ by default) -> engine (one task: ledger + wave tracker) -> wave reports
   ``/readyz`` says 503 with the reason per source; ``/metrics`` and ``/livez``
   work.
 * ``--demo`` starts the fake venue (``venues/hyperliquid/fake.py``) in-process
-  on a freshly simulated cascade, played faster than real time.
+  on a freshly simulated cascade (``--demo-seed`` repeats one), played faster than
+  real time; the cascade, its waves and quarantine go to a temporary directory it
+  prints (never the configured wavelog); once every simulated wave is reported it
+  says "demo finished" (``/api/status`` ``demo``, the status page) and stops the feeds.
 """
 
 from __future__ import annotations
