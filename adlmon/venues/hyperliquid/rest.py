@@ -30,6 +30,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from adlmon.config import HLP_LIQUIDATORS
 from adlmon.events import AccountSnapshot, Event, ParseError
+from adlmon.net.backoff import RepeatedFailure
 from adlmon.net.rest import RestClient, RestError
 from adlmon.venues.hyperliquid.parse import (
     VENUE, number, parse_clearinghouse_state, parse_meta_and_asset_ctxs,
@@ -177,6 +178,8 @@ class VaultStatePoller:
         self.metrics = metrics
         self.on_bootstrap = on_bootstrap
         self.states = {v.address: VaultState(v) for v in vaults}
+        # the same error logged once per vault, then counted (issue 8 §3)
+        self._failures = {v.address: RepeatedFailure(log) for v in vaults}
         self.last_success_wall: float | None = None
 
     @property
@@ -198,9 +201,10 @@ class VaultStatePoller:
             except (RestError, ParseError) as exc:
                 state.errors += 1
                 state.last_error = str(exc)
-                if state.errors <= 3 or state.errors % 100 == 0:
-                    log.warning("clearinghouseState of vault %s: %s", state.vault.name, exc)
+                self._failures[addr].failed(f"clearinghouseState of vault {state.vault.name}",
+                                            "failed", str(exc), self.interval_s)
                 continue
+            self._failures[addr].recovered()
             state.polls += 1
             state.account_value = snap.account_value
             state.time_ms = snap.time_ms
