@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,nats]'
+	$(BIN)/pip install -q -e '.[test,nats,s3]'
 	touch $(STAMP)
 
 venv: $(STAMP)

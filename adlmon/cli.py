@@ -15,6 +15,8 @@ from adlmon import __version__
 COMMANDS = {
     "run": ("adlmon.app", "run the daemon: live collectors -> engine -> metrics, API, wavelog"),
     "replay": ("adlmon.replay", "replay Hyperliquid node files and report every ADL wave"),
+    "fetch": ("adlmon.venues.hyperliquid.archive",
+              "download Hyperliquid's S3 node archive (requester pays) into a local cache"),
     "simulate": ("adlmon.sim", "write a synthetic ADL cascade in Hyperliquid's archive formats"),
     "scorecard": ("adlmon.scorecard", "policy table (OL Table 2) over a wavelog or per-wave CSV"),
     "check-config": ("adlmon.config", "validate a config file and print the effective config"),
