@@ -40,7 +40,7 @@ import orjson
 from adlmon.config import ConfigError, load_config
 from adlmon.engine.engine import Engine
 from adlmon.engine.ledger import Ledger
-from adlmon.engine.waves import Wave
+from adlmon.engine.waves import Wave, paper_counted_totals
 from adlmon.events import ParseError
 from adlmon.venues.hyperliquid import parse
 from adlmon.venues.hyperliquid.snapshot import (
@@ -101,6 +101,8 @@ class ReplayResult:
     errors: list[str]  # file:line examples and stop messages
     reports: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # engine counters
+    time_range_ms: tuple[int | None, int | None] = (None, None)  # first, last event time
+    paper_comparison: dict | None = None  # set by paper_comparison_hook
 
     @property
     def ok(self) -> bool:
@@ -108,8 +110,11 @@ class ReplayResult:
         return all(i["status"] == "ok" for i in self.inputs.values())
 
     def report(self) -> dict:
-        """The ``--report`` document: {"waves", "totals", "inputs"}."""
-        return {"waves": self.reports, "totals": self.totals, "inputs": self.inputs}
+        """The ``--report`` document: {"waves", "totals", "inputs"} (+ "paper_comparison")."""
+        doc = {"waves": self.reports, "totals": self.totals, "inputs": self.inputs}
+        if self.paper_comparison is not None:
+            doc["paper_comparison"] = self.paper_comparison
+        return doc
 
 
 # ----------------------------------------------------------------------------- reading
@@ -406,7 +411,9 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     errors = [e for v in inputs.values() for e in v.examples]
     errors += [v.message for v in inputs.values() if v.status != "ok"]
     totals = _totals(waves, horizons, stats, inputs_out, gap_ms)
-    return ReplayResult(waves, totals, inputs_out, errors, reports, stats)
+    totals["paper_counted"] = paper_counted_totals(waves, horizons)
+    return ReplayResult(waves, totals, inputs_out, errors, reports, stats,
+                        (engine_.first_time_ms, engine_.last_time_ms))
 
 
 def _totals(waves: list[Wave], horizons: tuple[int, ...], stats: dict, inputs: dict,
@@ -516,6 +523,18 @@ def report_builder_for(cfg) -> ReportBuilder:
     return Counterfactual(cfg.counterfactual).report
 
 
+def paper_comparison_hook(result: ReplayResult) -> str | None:
+    """When the input covers the paper's published window (10 Oct 2025), attach
+    adlmon's waves beside the published ones to ``result`` and return the table."""
+    from adlmon.venues.hyperliquid import paper_oct10
+
+    if not paper_oct10.covers(*result.time_range_ms):
+        return None
+    horizons = result.totals["horizons_ms"]
+    result.paper_comparison = paper_oct10.compare(result.reports, 0 if 0 in horizons else horizons[0])
+    return paper_oct10.format_comparison(result.paper_comparison)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
@@ -564,6 +583,13 @@ def main(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         print(format_table(result.waves, result.totals))
+    pc = result.totals["paper_counted"]
+    print(f"paper-comparable (D > 0, paper_counted): {pc['waves']} waves, {pc['waves_dropped']} with D <= 0, "
+          f"{pc['waves_unknown']} unknown D; needed ${pc['needed_usd']:,.2f}  "
+          f"deficit (sum of stocks, as the paper) ${pc['deficit_stock_sum_usd']:,.2f}")
+    comparison = paper_comparison_hook(result)
+    if comparison and not args.quiet:
+        print(comparison)
     fills = result.stats.get("fills", 0)
     print(f"replayed {fills:,} fills in {elapsed:.1f} s ({fills / max(elapsed, 1e-9):,.0f} fills/s)")
     for path, inp in result.inputs.items():

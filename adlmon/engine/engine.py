@@ -51,6 +51,7 @@ class Engine:
         self._adl: list = []  # ADL rows of the current block
         self._counts: Counter = Counter()
         self.last_time_ms: int | None = None
+        self.first_time_ms: int | None = None  # the input's time range, with last_time_ms
 
     # ------------------------------------------------------------------ input
 
@@ -111,6 +112,8 @@ class Engine:
         self._block_t = t
         if self.last_time_ms is None or t > self.last_time_ms:
             self.last_time_ms = t
+        if self.first_time_ms is None or t < self.first_time_ms:
+            self.first_time_ms = t
         return out + self.waves.before_block(t)
 
     def _flush(self) -> list[Wave]:

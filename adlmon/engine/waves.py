@@ -102,6 +102,14 @@ class Wave:
     horizon_marks: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
     deficit_at_start_usd: float | None = None  # D at the first ADL block: ex-ante information
 
+    @property
+    def paper_counted(self) -> bool | None:
+        """Would the paper's pipeline count this wave: its deficit D > 0
+        (paper-code.md "Other differences": the paper keeps only waves with
+        D > 0). None when D is unknown (``deficit_source`` "unknown"): unknown
+        is not "not counted"."""
+        return None if self.deficit_usd is None else self.deficit_usd > 0
+
     def to_dict(self) -> dict[str, Any]:
         """The report fields (CONTRACT "Report"); horizon maps keyed by str(ms)."""
         def by_h(d: dict) -> dict[str, Any]:
@@ -129,7 +137,28 @@ class Wave:
             "theta_needed": self.theta_needed,
             "theta_prod": self.theta_prod,
             "closed_by": self.closed_by,
+            "paper_counted": self.paper_counted,
         }
+
+
+def paper_counted_totals(waves: list[Wave], horizons_ms: tuple[int, ...]) -> dict[str, Any]:
+    """Totals over the waves the paper's pipeline would count (``paper_counted``),
+    summed the paper's way: ``deficit_stock_sum_usd`` adds each wave's deficit
+    stock, as the paper's ΣD does (paper-code.md "Deficit D"); the increment sum
+    is adlmon's measure of the same holes. ``waves_unknown``: waves whose D is
+    unknown, in neither set."""
+    counted = [w for w in waves if w.paper_counted]
+    return {
+        "waves": len(counted),
+        "waves_dropped": sum(1 for w in waves if w.paper_counted is False),
+        "waves_unknown": sum(1 for w in waves if w.paper_counted is None),
+        "adl_fills": sum(w.adl_fills for w in counted),
+        "needed_usd": sum(w.needed_usd for w in counted),
+        "deficit_stock_sum_usd": sum(w.deficit_usd for w in counted),
+        "deficit_increment_usd": sum(w.deficit_increment_usd or 0.0 for w in counted),
+        "production_haircut_usd": {str(h): sum(w.production_haircut_usd[h] for w in counted)
+                                   for h in horizons_ms},
+    }
 
 
 class _Building:

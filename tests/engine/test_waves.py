@@ -208,7 +208,8 @@ def test_report_has_the_contract_fields_with_string_horizon_keys():
         "venue", "wave_id", "t_start_ms", "t_end_ms", "adl_fills", "accounts", "losers", "coins",
         "notional_usd", "closed_pnl_usd", "needed_usd", "deficit_usd", "deficit_increment_usd",
         "deficit_source", "production_haircut_usd", "excess_haircut_usd",
-        "excess_haircut_positive_usd", "horizon_status", "theta_needed", "theta_prod", "closed_by"}
+        "excess_haircut_positive_usd", "horizon_status", "theta_needed", "theta_prod", "closed_by",
+        "paper_counted"}
     assert set(d["production_haircut_usd"]) == {"0", "500"}
     assert d["coins"] == ["ETH"] and d["closed_pnl_usd"] == pytest.approx(175.0)
 
@@ -257,3 +258,43 @@ def test_adl_block_arriving_after_the_clock_passed_its_time_brings_its_coin_into
     (wave,) = eng.finish()
     assert set(wave.horizon_marks[0]) == {"BTC", "ETH"}
     assert wave.adl_fills == 2 and wave.needed_usd == 10.0
+
+
+# ----------------------------------------------------------------------------- paper_counted
+
+def test_paper_counted_is_deficit_above_zero_and_unknown_stays_unknown():
+    # Wave 1: L underwater (D 50: equity −50 before its one ADL block). Wave 2 (t = 40000): S is
+    # solvent before its block (equity 1000 + 1·(100 − 100) = 1000 -> D = 0): the
+    # paper's pipeline drops it. Wave 3 (t = 80000): the loser U is unknown -> D unknown.
+    S, U = "0x" + "d" * 40, "0x" + "e" * 40
+    events = deficit_scenario()[:7] + [
+        AccountSnapshot(V, S, 1000.0, (PositionSnapshot("ETH", 1.0, 100.0, 100.0),), 1200),
+        adl(X, "ETH", BUY, 101.0, 1.0, -3.0, 40000, 100.0, loser=S),
+        adl(X, "ETH", BUY, 101.0, 1.0, -2.0, 80000, 100.0, loser=U),
+    ]
+    waves, _ = run(events, horizons=(0, 500))
+    assert [w.deficit_usd for w in waves] == [pytest.approx(50.0), 0.0, None]
+    assert [w.paper_counted for w in waves] == [True, False, None]
+    assert [w.to_dict()["paper_counted"] for w in waves] == [True, False, None]
+
+
+def test_paper_counted_totals_take_only_counted_waves_and_sum_stocks_as_the_paper():
+    from adlmon.engine.waves import paper_counted_totals
+
+    S = "0x" + "d" * 40
+    events = deficit_scenario() + [
+        AccountSnapshot(V, S, 1000.0, (PositionSnapshot("ETH", 1.0, 100.0, 100.0),), 20500),
+        adl(W, "ETH", BUY, 103.0, 1.0, -1.0, 40000, 100.0, loser=S),
+    ]
+    waves, _ = run(events, horizons=(0,))
+    assert [w.paper_counted for w in waves] == [True, True, False]
+    t = paper_counted_totals(waves, (0,))
+    # waves 1 and 2 of the scenario: D stocks 76 + 70 (one hole re-counted), increments 76 + 0,
+    # needed 5 + |81 − 82|·1 = 6; wave 3 (needed 3) is dropped.
+    assert (t["waves"], t["waves_dropped"], t["waves_unknown"]) == (2, 1, 0)
+    assert t["adl_fills"] == 3
+    assert t["needed_usd"] == pytest.approx(6.0)
+    assert t["deficit_stock_sum_usd"] == pytest.approx(146.0)
+    assert t["deficit_increment_usd"] == pytest.approx(76.0)
+    assert t["production_haircut_usd"]["0"] == pytest.approx(
+        waves[0].production_haircut_usd[0] + waves[1].production_haircut_usd[0])
