@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/python benchmarks/mechanisms.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/metrics.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/burst.py
+	$(BIN)/python benchmarks/archive_hour.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,8 +16,11 @@ Where the data is (requester pays: the downloader pays the transfer):
   per-minute mark and oracle prices of every coin, one file per day.
 
 The cache under ``--dir`` is laid out like the buckets (``DIR/<key>``), so the
-same paths serve ``adlmon replay`` and a node-style data directory;
-``DIR/.adlmon-fetch/`` keeps the partial downloads and a manifest of what was
+same paths serve ``adlmon replay``; with ``--decompress`` each hourly
+``H.lz4`` also gets its plain ``H`` beside it, the node's own file name, so
+``DIR`` is a node data directory the node tailer (``sources = ["node"]``,
+``node_data_dir = DIR``) reads as it is (a replay of DIR reads the pair once:
+the plain file has the same content). ``DIR/.adlmon-fetch/`` keeps the partial downloads and a manifest of what was
 verified (key, size, ETag). Time range: ``--from``/``--to`` are UTC times (an
 hour ``2025-10-10T21`` or a minute ``2025-10-10T21:27``); every hourly file
 overlapping ``[from, to)`` is fetched, so ``--to`` is exclusive.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -185,14 +189,42 @@ class Cache:
             self.record(obj, how)
         return ok
 
-    def record(self, obj, verified: str) -> None:
+    def record(self, obj, verified: str, **extra) -> None:
         with self._lock:
-            self.manifest[obj.key] = {"bucket": obj.bucket, "size": obj.size, "etag": obj.etag,
-                                      "verified": verified}
+            entry = {"bucket": obj.bucket, "size": obj.size, "etag": obj.etag, "verified": verified}
+            old = self.manifest.get(obj.key)
+            if isinstance(old, dict) and old.get("etag") == obj.etag:
+                entry = {**old, **entry}
+            self.manifest[obj.key] = {**entry, **extra}
             self.state.mkdir(parents=True, exist_ok=True)
             tmp = self.state / (MANIFEST + ".tmp")
             tmp.write_bytes(orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
             os.replace(tmp, self.state / MANIFEST)
+
+
+def plain_path(path: Path) -> Path | None:
+    """The node's own name of an hourly ``<H>.lz4`` file (``<H>``), else None."""
+    return path.with_suffix("") if path.suffix == ".lz4" and path.stem.isdigit() else None
+
+
+def decompress(cache: Cache, obj) -> Path | None:
+    """Write the plain ``<H>`` of a verified hourly object (skipped when the manifest
+    says it was already written with its current size)."""
+    import lz4.frame
+
+    src = cache.path(obj)
+    dest = plain_path(src)
+    if dest is None:
+        return None
+    entry = cache.manifest.get(obj.key) or {}
+    if dest.is_file() and entry.get("plain_size") == dest.stat().st_size:
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    with lz4.frame.open(src, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    os.replace(tmp, dest)
+    cache.record(obj, entry.get("verified", ""), plain_size=dest.stat().st_size)
+    return dest
 
 
 def local_files(root: str | Path) -> list[Path]:
@@ -263,6 +295,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma separated, of {', '.join(STREAMS)} (default: %(default)s)")
     parser.add_argument("--dir", default="hl-archive", help="local cache directory (default: %(default)s)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--decompress", action="store_true",
+                        help="also write each hourly file uncompressed under the node's own name "
+                             "(<H> beside <H>.lz4), so DIR is a node data directory for the node tailer")
     parser.add_argument("--jobs", type=int, default=4, help="parallel downloads (default: %(default)s)")
     parser.add_argument("--usd-per-gb", type=float, default=USD_PER_GB,
                         help="transfer price of the estimate, USD per GB (default: %(default)s, AWS S3 "
@@ -385,6 +420,14 @@ def main(args: argparse.Namespace) -> int:
     if total_bar is not None:
         total_bar.close()
 
+    if args.decompress:
+        refused_keys = {r.obj.key for r in results if r.status != "downloaded"}
+        for obj in p.objects:
+            if obj.key not in refused_keys:
+                try:
+                    decompress(cache, obj)
+                except (OSError, RuntimeError, EOFError) as exc:  # a verified object that is not LZ4
+                    print(f"  {obj.key}: not decompressed: {type(exc).__name__}: {exc}")
     fetched = sum(r.bytes_fetched for r in results)
     refused = [r for r in results if r.status != "downloaded"]
     for r in results:

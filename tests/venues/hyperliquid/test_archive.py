@@ -241,3 +241,30 @@ def test_hours_cover_the_range_end_exclusive():
     assert [h.hour for h in archive.hours(t("2025-10-10T21"), t("2025-10-10T22"))] == [21]
     assert [h.hour for h in archive.hours(t("2025-10-10T21:15"), t("2025-10-10T22:01"))] == [21, 22]
     assert archive.hourly_key("node_fills", t("2025-07-01T03")) == "node_fills/hourly/20250701/3.lz4"
+
+
+async def test_decompressed_cache_is_a_node_data_dir_for_the_tailer(proxy, layout, sim, tmp_path, capsys):
+    from adlmon.events import Fill
+    from adlmon.venues.hyperliquid.node import NodeTailer
+
+    assert fetch(tmp_path, "--decompress") == 0
+    cache = tmp_path / "cache"
+    plain = cache / FILLS_KEY.removesuffix(".lz4")
+    assert plain.read_bytes() == sim.fills_path.read_bytes()
+    assert (cache / MISC_KEY.removesuffix(".lz4")).read_bytes() == sim.misc_path.read_bytes()
+    events = []
+
+    async def sink(evs):
+        events.extend(evs)
+
+    t = NodeTailer(cache, sink, rotate_after_s=0.0)
+    t.start()
+    for _ in range(20):  # bounded: reads 8 MiB per stream per poll
+        await t.poll()
+    assert sum(1 for e in events if isinstance(e, Fill)) == sim.fills
+    assert t.parse_errors == {}
+    # a second run neither downloads nor decompresses again
+    mtime = plain.stat().st_mtime_ns
+    assert fetch(tmp_path, "--decompress") == 0
+    assert plain.stat().st_mtime_ns == mtime and sum(proxy.gets.values()) == 2
+    capsys.readouterr()
