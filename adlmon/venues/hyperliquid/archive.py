@@ -409,6 +409,10 @@ def main(args: argparse.Namespace) -> int:
             if res.status == "downloaded":
                 cache.record(obj, res.verified)
             return res
+        except Exception as exc:  # noqa: BLE001 - one object's failure never stops the others
+            res = s3.Download(obj, cache.path(obj), status="refused")
+            res.messages.append(f"{obj.key}: {type(exc).__name__}: {exc}")
+            return res
         finally:
             if bar is not None:
                 bar.close()

@@ -268,3 +268,9 @@ async def test_decompressed_cache_is_a_node_data_dir_for_the_tailer(proxy, layou
     assert fetch(tmp_path, "--decompress") == 0
     assert plain.stat().st_mtime_ns == mtime and sum(proxy.gets.values()) == 2
     capsys.readouterr()
+
+
+def test_cost_estimate_is_transfer_plus_gets_at_the_stated_prices():
+    assert archive.USD_PER_GB == 0.09 and archive.USD_PER_1000_GETS == 0.0004
+    assert archive.cost_usd(2_000_000_000, 1000) == pytest.approx(2 * 0.09 + 0.0004)
+    assert archive.cost_usd(10**9, 0, usd_per_gb=0.114) == pytest.approx(0.114)
