@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import threading
@@ -442,6 +443,9 @@ def main(args: argparse.Namespace) -> int:
           f"{sum(r.resumes for r in results)} resumed, {sum(r.refetches for r in results)} re-fetched"
           + (f", {len(size_only)} verified by size only" if size_only else "")
           + f"); {len(refused)} refused; {len(p.missing)} missing")
-    print(f"replay it: adlmon replay {cache.root}")
+    ok = [cache.path(o) for o in p.objects if o.key not in {r.obj.key for r in refused}
+          and o.key.endswith(".lz4") and not o.key.startswith(("asset_ctxs/", "node_trades/"))]
+    if ok:
+        print("replay it: adlmon replay " + " ".join(shlex.quote(str(x)) for x in sorted(ok, key=_file_order)))
     return 1 if refused else 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from pathlib import Path
 
 import orjson
@@ -104,6 +105,8 @@ def test_fetch_then_replay_gives_the_waves_of_the_local_files(proxy, layout, sim
         assert (cache / key).read_bytes() == (layout / key).read_bytes()
     fetched = [str(p) for p in archive.local_files(cache)]
     assert sorted(fetched) == [str(cache / MISC_KEY), str(cache / FILLS_KEY)]
+    (command,) = [line for line in out.out.splitlines() if line.startswith("replay it: ")]
+    assert shlex.split(command.removeprefix("replay it: adlmon replay ")) == fetched
 
     snaps = [str(sim.account_snapshot_path), str(sim.positions_snapshot_path)]
     assert cli.main(["replay", *fetched, *snaps, "--report", str(tmp_path / "a.json"), "--quiet"]) == 0
