@@ -216,6 +216,9 @@ def test_multipart_etag_is_checked_from_its_parts(proxy, s3, tmp_path, capsys):
     assert fetch(tmp_path / "again", span=span) == 0
     assert proxy.gets[MULTI_KEY] == 3  # one clean fetch above, one corrupt + one clean here
     assert "refused: multipart ETag differs" in capsys.readouterr().out
+    heads = [r for r in proxy.requests if r["method"] == "HEAD"]
+    assert heads and all(r["query"] == "partNumber=1" for r in heads)
+    assert all(r["headers"].get("x-amz-request-payer") == "requester" for r in proxy.requests)
 
 
 def test_asset_ctxs_come_from_the_market_bucket(proxy, tmp_path, capsys):
@@ -277,3 +280,13 @@ def test_cost_estimate_is_transfer_plus_gets_at_the_stated_prices():
     assert archive.USD_PER_GB == 0.09 and archive.USD_PER_1000_GETS == 0.0004
     assert archive.cost_usd(2_000_000_000, 1000) == pytest.approx(2 * 0.09 + 0.0004)
     assert archive.cost_usd(10**9, 0, usd_per_gb=0.114) == pytest.approx(0.114)
+
+
+def test_the_secret_key_is_in_no_log_even_at_debug(proxy, tmp_path, capsys, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        assert fetch(tmp_path) == 0
+    out = capsys.readouterr()
+    assert any(r.name.startswith("botocore") for r in caplog.records)  # it did log at debug
+    assert FAKE_SECRET not in caplog.text + out.out + out.err
