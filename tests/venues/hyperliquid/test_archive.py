@@ -290,3 +290,19 @@ def test_the_secret_key_is_in_no_log_even_at_debug(proxy, tmp_path, capsys, capl
     out = capsys.readouterr()
     assert any(r.name.startswith("botocore") for r in caplog.records)  # it did log at debug
     assert FAKE_SECRET not in caplog.text + out.out + out.err
+
+
+def test_a_partial_file_left_by_an_earlier_run_is_resumed(proxy, s3, layout, tmp_path, capsys):
+    # a fetch killed mid-object leaves .adlmon-fetch/partial/<key>.part: the next run asks
+    # only for the rest
+    body = (layout / FILLS_KEY).read_bytes()
+    part = tmp_path / "cache" / archive.STATE_DIR / "partial" / (FILLS_KEY + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(body[:300_000])
+    assert fetch(tmp_path) == 0
+    assert proxy.served[FILLS_KEY] == len(body) - 300_000
+    ranges = [r["headers"].get("Range") for r in proxy.requests
+              if r["method"] == "GET" and RecordingProxy.key_of(r["path"]) == FILLS_KEY]
+    assert ranges == ["bytes=300000-"]
+    assert (tmp_path / "cache" / FILLS_KEY).read_bytes() == body and not part.exists()
+    assert "1 resumed" in capsys.readouterr().out
