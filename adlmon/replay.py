@@ -524,11 +524,12 @@ def report_builder_for(cfg) -> ReportBuilder:
 
 
 def paper_comparison_hook(result: ReplayResult) -> str | None:
-    """When the input covers the paper's published window (10 Oct 2025), attach
-    adlmon's waves beside the published ones to ``result`` and return the table."""
+    """When the input covers the paper's published window (10 Oct 2025) and has a
+    wave in it, attach adlmon's waves beside the published ones to ``result`` and
+    return the table."""
     from adlmon.venues.hyperliquid import paper_oct10
 
-    if not paper_oct10.covers(*result.time_range_ms):
+    if not paper_oct10.applies(*result.time_range_ms, result.reports):
         return None
     horizons = result.totals["horizons_ms"]
     result.paper_comparison = paper_oct10.compare(result.reports, 0 if 0 in horizons else horizons[0])

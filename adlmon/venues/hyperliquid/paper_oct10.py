@@ -12,7 +12,7 @@ fill of the event with a 5 s gap; the paper keeps only its 16 waves with D > 0
 How each column relates to adlmon's (``docs``: the shared paper-code.md, restated):
 see :data:`EXPLANATIONS`. :func:`compare` matches adlmon's waves to the
 published ones by time and is used by ``adlmon replay`` when its input covers
-the whole published window (:func:`covers`).
+the whole published window and holds a wave inside it (:func:`applies`).
 """
 
 from __future__ import annotations
@@ -124,6 +124,13 @@ def covers(first_ms: int | None, last_ms: int | None) -> bool:
     """True when an input spanning [first_ms, last_ms] holds every published wave."""
     return first_ms is not None and last_ms is not None and \
         first_ms <= WINDOW_MS[0] and last_ms >= WINDOW_MS[1]
+
+
+def applies(first_ms: int | None, last_ms: int | None, reports: list[dict]) -> bool:
+    """The comparison applies: the input covers the window and at least one of
+    adlmon's waves lies in it (a snapshot alone can make an input start early)."""
+    return covers(first_ms, last_ms) and any(
+        r["t_start_ms"] <= WINDOW_MS[1] and r["t_end_ms"] >= WINDOW_MS[0] for r in reports)
 
 
 def _rel(a: float | None, b: float) -> float | None:

@@ -111,3 +111,12 @@ def test_covers_needs_the_whole_published_window():
     assert paper.covers(first, last) and paper.covers(first - 1, last + 1)
     assert not paper.covers(first + 1, last) and not paper.covers(first, last - 1)
     assert not paper.covers(None, last)
+
+
+def test_the_comparison_needs_a_wave_inside_the_window():
+    first, last = paper.WINDOW_MS
+    inside = {"t_start_ms": first + 10, "t_end_ms": first + 10}
+    before = {"t_start_ms": first - 60_000, "t_end_ms": first - 50_000}
+    assert paper.applies(first - 1, last + 1, [before, inside])
+    assert not paper.applies(first - 1, last + 1, [before])
+    assert not paper.applies(first + 1, last + 1, [inside])
