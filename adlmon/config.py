@@ -161,8 +161,8 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("wavelog", "path"): (_wavelog_path, "is a directory: must be a file path (\"\" disables "
                                          "the wavelog)"),
     ("engine", "gap_ms"): (_positive, "must be a positive integer"),
-    ("engine", "horizons_ms"): (lambda v: all(h >= 0 for h in v) and len(set(v)) == len(v),
-                                "must be distinct non-negative integers (ms)"),
+    ("engine", "horizons_ms"): (lambda v: bool(v) and all(h >= 0 for h in v) and len(set(v)) == len(v),
+                                "must be a non-empty list of distinct non-negative integers (ms)"),
     ("counterfactual", "mechanisms"): _subset_rule(MECHANISMS),
     ("counterfactual", "ilp_time_limit_s"): (_positive, "must be a positive number of seconds"),
     ("counterfactual", "ilp_max_accounts"): (_positive, "must be a positive integer"),
