@@ -130,3 +130,16 @@ def test_check_config_without_an_argument_uses_config_toml_or_the_defaults(tmp_p
 def load_config_text(text: str) -> Config:
     import tomllib
     return parse_config(tomllib.loads(text), "stdout")
+
+
+def test_empty_horizons_are_refused_by_check_config_before_replay_or_run_use_them(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nhorizons_ms = []\n")
+    r = subprocess.run([sys.executable, "-m", "adlmon", "check-config", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "horizons_ms = []: must be a non-empty list" in r.stderr
+    data = tmp_path / "node_fills_by_block.jsonl"
+    data.write_bytes((ROOT / "tests/fixtures/hyperliquid/adl_block_758800641.jsonl").read_bytes())
+    r = subprocess.run([sys.executable, "-m", "adlmon", "replay", str(data), "--config", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "horizons_ms" in r.stderr

@@ -56,10 +56,26 @@ def _reason(exc: Exception) -> str:
                       ("blockChecksum", "block checksum mismatch"),
                       ("headerChecksum", "frame header checksum mismatch"),
                       ("frameType_unknown", "not an LZ4 frame"),
+                      ("frameSize_wrong", "decoded size differs from the frame header's content size"),
                       ("maxBlockSize", "bad block size")):
         if key in text:
             return what
     return f"corrupt LZ4 data ({text})"
+
+
+# Compressed bytes per decompressor call: liblz4 returns nothing from a call that
+# fails, so this bounds what a checksum error loses of the data before it.
+SLICE_BYTES = 16 << 10
+
+
+def _slices(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    for raw in chunks:
+        if len(raw) <= SLICE_BYTES:
+            yield raw
+            continue
+        view = memoryview(raw)
+        for i in range(0, len(raw), SLICE_BYTES):
+            yield view[i:i + SLICE_BYTES]
 
 
 def decompress(chunks: Iterable[bytes], stats: FrameStats | None = None) -> Iterator[bytes]:
@@ -71,7 +87,8 @@ def decompress(chunks: Iterable[bytes], stats: FrameStats | None = None) -> Iter
     stats = stats if stats is not None else FrameStats()
     d = None
     head = b""
-    for raw in chunks:
+    for piece in _slices(chunks):
+        raw = piece
         while raw:
             if d is None:
                 d = lz4.frame.LZ4FrameDecompressor()
