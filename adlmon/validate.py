@@ -3,8 +3,10 @@
 Every venue parser, REST parser, snapshot loader and the config build their
 values with these checkers, so one vocabulary states what an event may hold:
 
-- ``number``: a finite float (venue numbers are decimal strings or JSON numbers;
-  booleans, nan and ±inf are refused); ``positive``: finite and > 0;
+- ``number``: a finite float of magnitude at most ``MAX_ABS`` (venue numbers
+  are decimal strings or JSON numbers; booleans, nan and ±inf are refused;
+  the bound keeps every product and square the counterfactual forms, px·sz,
+  D², finite); ``positive``: that and > 0;
 - ``time_ms``: integer milliseconds in ``[0, MAX_TIME_MS]`` (an int, an ASCII
   digit string or an ISO-8601 UTC timestamp), so a wave's ``time_ms`` array
   fits int64 and every time prints as a date;
@@ -37,6 +39,9 @@ from adlmon.events import (
 # 9999-12-31T23:59:59.999Z: the last millisecond ``datetime`` can represent.
 MAX_TIME_MS = 253_402_300_799_999
 INT64_MAX = (1 << 63) - 1
+# 1e18: beyond any price, size or USD amount of any venue (the largest token supplies
+# are ~1e15 units); px·sz <= 1e36 and (1e18)² = 1e36 stay far from float overflow.
+MAX_ABS = 1e18
 MAX_NAME_CHARS = 256
 
 # The parse-error reasons parsers raise (adlmon_feed_parse_errors_total{reason}).
@@ -67,6 +72,8 @@ def number(value: Any, field: str) -> float:
         raise ParseError(BAD_NUMBER, f"{field}: {_show(value)} is not a number") from None
     if x - x != 0.0:  # nan or ±inf
         raise ParseError(BAD_NUMBER, f"{field}: {_show(value)} is not a finite number")
+    if not -MAX_ABS <= x <= MAX_ABS:
+        raise ParseError(OUT_OF_RANGE, f"{field}: {_show(value)} is beyond ±{MAX_ABS:g}")
     return x
 
 
@@ -197,7 +204,7 @@ def field(container: Any, key: str, where: str) -> Any:
 # ----------------------------------------------------------------------------- finished events
 
 def _finite(x: Any) -> bool:
-    return x.__class__ is float and x - x == 0.0
+    return x.__class__ is float and -MAX_ABS <= x <= MAX_ABS
 
 
 def _is_name(x: Any) -> bool:
@@ -237,7 +244,7 @@ def check_event(ev: Any) -> None:
         lq = ev.liquidation
         if lq is not None:
             need(lq.__class__ is Liquidation, "liquidation")
-            need(lq.liquidated_user is None or _is_name(lq.liquidated_user), "liquidation.liquidated_user")
+            need(lq.liquidated_user is None or isinstance(lq.liquidated_user, str), "liquidation.liquidated_user")
             need(_finite(lq.mark_px), "liquidation.mark_px")
             need(isinstance(lq.method, str), "liquidation.method")
     elif cls is Mark:
@@ -251,7 +258,7 @@ def check_event(ev: Any) -> None:
         need(_finite(ev.amount_usd), "amount_usd")
         need(_is_time(ev.time_ms), "time_ms")
     elif cls is LedgerUpdate:
-        need(isinstance(ev.user, str), "user")
+        need(_is_name(ev.user) if ev.known else isinstance(ev.user, str), "user")
         need(isinstance(ev.kind, str), "kind")
         need(_finite(ev.delta_usd), "delta_usd")
         need(_is_time(ev.time_ms), "time_ms")

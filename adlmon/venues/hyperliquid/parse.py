@@ -14,10 +14,13 @@ Classification (DESIGN §3, venues.md §1.3):
   ``Long > Short``/``Short > Long`` -> ``close`` (they close first);
 - anything else -> ``other`` (kept and applied to positions; the engine counts it).
 
-Numbers arrive as strings. They are read with ``float()`` and rejected unless
-finite (``nan``/``inf`` and non-numbers -> ``ParseError("bad_number")``); a
-missing required key -> ``ParseError("missing_field")``. ``float`` also accepts
-``"1_000"`` and surrounding blanks; those are unambiguous numbers and pass.
+Every value passes the typed boundary (``adlmon/validate.py``): numbers are read
+with ``float()`` and rejected unless finite (``nan``/``inf`` and non-numbers ->
+``ParseError("bad_number")``) and within ±1e18 (``out_of_range``); times and
+tids must fit int64 (``out_of_range``); users and coins are non-empty strings;
+a missing required key -> ``ParseError("missing_field")``. ``float`` also
+accepts ``"1_000"`` and surrounding blanks; those are unambiguous numbers and pass.
+The fast paths below test the same rules inline, so both paths agree.
 
 Speed: replaying an archive hour means millions of fills, so the fill path builds
 plain tuples laid out exactly as ``Fill``'s fields (:func:`fill_rows`);
@@ -81,6 +84,7 @@ _name = validate.name
 _MAX_T = validate.MAX_TIME_MS
 _MAX_ID = validate.INT64_MAX
 _MAX_NAME = validate.MAX_NAME_CHARS
+_MAX_ABS = validate.MAX_ABS
 
 
 def _loads(data: bytes | str) -> Any:
@@ -190,8 +194,7 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
     values = orjson.loads("[" + text + "e0]")
     if len(values) != 5 * len(pairs):
         return None
-    total = sum(values)
-    if total - total != 0.0:  # an overflow to ±inf (or a sum that overflows)
+    if max(values) > _MAX_ABS or min(values) < -_MAX_ABS:  # also ±inf (nan: never from JSON)
         return None
     k_time, k_coin, k_tid, k_dir = k("time", "time"), k("coin", "coin"), k("tid", "tid"), k("dir", "dir")
     k_liq, k_side, k_hash = k("liquidation", "liquidation"), k("side", "side"), k("hash", "hash")
@@ -225,7 +228,7 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
             mark = float(lq["markPx"])
             lu = lq.get("liquidatedUser")
             method = lq.get("method") or ""
-            if (mark - mark != 0.0 or (lu is not None and lu.__class__ is not str)
+            if (not -_MAX_ABS <= mark <= _MAX_ABS or (lu is not None and lu.__class__ is not str)
                     or method.__class__ is not str):
                 return None
             liq = Liquidation(lu, mark, method)
@@ -243,7 +246,7 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
     append = rows.append
     sides = _SIDES
     dir_kind = _DIR_KIND
-    max_t, max_id, max_name = _MAX_T, _MAX_ID, _MAX_NAME
+    max_t, max_id, max_name, max_abs = _MAX_T, _MAX_ID, _MAX_NAME, _MAX_ABS
     n_errors = 0
     for pair in pairs:
         try:
@@ -271,7 +274,9 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
                     or t.__class__ is not int or tid.__class__ is not int or sz <= 0.0 or px <= 0.0
                     or coin.__class__ is not str or user.__class__ is not str or h.__class__ is not str
                     or not 0 <= t <= max_t or not 0 <= tid <= max_id
-                    or not 0 < len(coin) <= max_name or not 0 < len(user) <= max_name):
+                    or not 0 < len(coin) <= max_name or not 0 < len(user) <= max_name
+                    or px > max_abs or sz > max_abs or not -max_abs <= start <= max_abs
+                    or not -max_abs <= pnl <= max_abs or not -max_abs <= fee <= max_abs):
                 raise ValueError  # rare: let the precise path say what is wrong
             d = f["dir"]
             lq = f.get("liquidation")
@@ -286,7 +291,7 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
                 mark = float(lq["markPx"])
                 lu = lq.get("liquidatedUser")
                 method = lq.get("method") or ""
-                if (mark - mark != 0.0 or (lu is not None and lu.__class__ is not str)
+                if (not -max_abs <= mark <= max_abs or (lu is not None and lu.__class__ is not str)
                         or method.__class__ is not str):
                     raise ValueError
                 liq = Liquidation(lu, mark, method)
@@ -666,9 +671,9 @@ def parse_clearinghouse_state(user: str, obj: Any, time_ms_: int, venue: str = V
             continue
         entry = number(_field(p, "entryPx", "position"), "entryPx")
         value = p.get("positionValue")
-        mark = abs(number(value, "positionValue") / size) if value is not None else None
-        if mark is not None and mark - mark != 0.0:  # a huge value over a tiny size
-            raise ParseError("bad_number", f"position mark positionValue/szi overflows: {value!r:.40}")
+        # the derived mark passes the same range check (a huge value over a tiny size)
+        mark = number(abs(number(value, "positionValue") / size), "position mark positionValue/|szi|") \
+            if value is not None else None
         positions.append(PositionSnapshot(_name(_field(p, "coin", "position"), "position coin"),
                                           size, entry, mark))
     t = obj.get("time")

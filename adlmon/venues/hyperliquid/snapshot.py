@@ -92,7 +92,8 @@ def parse_account_values(obj: Any) -> dict[str, float]:
             user = rec["user"]
             v = rec["account_value"]
             x = float(v)
-            if x - x != 0.0 or v.__class__ is bool or user.__class__ is not str or not user:
+            if (not -validate.MAX_ABS <= x <= validate.MAX_ABS or v.__class__ is bool
+                    or user.__class__ is not str or not user):
                 raise ValueError
             if len(user) > validate.MAX_NAME_CHARS:
                 raise ValueError
@@ -148,9 +149,9 @@ def _position(p: Any, coin: str, where: str) -> tuple[str, PositionSnapshot | No
         raise ParseError("missing_field", f"{where}: 'entry_price' is missing")
     entry = number(entry_raw, f"{where}.entry_price")
     notional = p.get("notional_size", p.get("notional", p.get("positionValue")))
-    mark = abs(number(notional, f"{where}.notional_size") / size) if notional is not None else None
-    if mark is not None and mark - mark != 0.0:  # a huge notional over a tiny size
-        raise ParseError("bad_number", f"{where}: notional_size/size overflows")
+    # the derived mark passes the same range check (a huge notional over a tiny size)
+    mark = number(abs(number(notional, f"{where}.notional_size") / size), f"{where} mark notional/|size|") \
+        if notional is not None else None
     return user, PositionSnapshot(coin, size, entry, mark), av
 
 
@@ -158,6 +159,7 @@ def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot
     """Decoded positions-by-market snapshot -> ({user: positions}, {user: account_value})."""
     positions: dict[str, list[PositionSnapshot]] = {}
     values: dict[str, float] = {}
+    max_abs = validate.MAX_ABS
     for market, plist in _markets(obj):
         coin = _name(_coin(market), f"{POSITIONS_PREFIX} market")
         for j, p in enumerate(plist):
@@ -167,7 +169,8 @@ def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot
                 rs, re_, rn, ra = p["size"], p["entry_price"], p["notional_size"], p["account_value"]
                 size, entry, notional, av = float(rs), float(re_), float(rn), float(ra)
                 mark = abs(notional / size)
-                if ((size - size) + (entry - entry) + (mark - mark) + (av - av) != 0.0
+                if (not (-max_abs <= size <= max_abs and -max_abs <= entry <= max_abs
+                         and mark <= max_abs and -max_abs <= av <= max_abs)
                         or user.__class__ is not str or not user or "side" in p
                         or len(user) > validate.MAX_NAME_CHARS
                         or rs.__class__ is bool or re_.__class__ is bool or rn.__class__ is bool
