@@ -216,14 +216,15 @@ def _is_time(x: Any) -> bool:
 
 
 def check_event(ev: Any) -> None:
-    """Raise AssertionError naming the field when ``ev`` breaks the boundary's rules.
+    """Raise ``ParseError("bad_value")`` naming the field when ``ev`` breaks the rules.
 
-    The rules every parser must meet (module docstring); used by the fuzz harness
-    as the oracle for every event a parser returns.
+    The rules every parser meets (module docstring): the check for events that
+    arrive already built (the NATS bus), and the fuzz harness' oracle for every
+    event a parser returns.
     """
     def need(ok: bool, what: str) -> None:
         if not ok:
-            raise AssertionError(f"{type(ev).__name__}.{what}: {ev!r:.300}")
+            raise ParseError(BAD_VALUE, f"{type(ev).__name__}.{what}: {ev!r:.300}")
 
     cls = ev.__class__
     need(_is_name(getattr(ev, "venue", None)), "venue")

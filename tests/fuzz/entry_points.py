@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from adlmon.bus import nats as nats_bus
 from adlmon.config import ConfigError, parse_config
 from adlmon.venues.hyperliquid import parse as hl
 from adlmon.venues.hyperliquid import snapshot as hl_snap
@@ -111,5 +112,10 @@ register("hyperliquid.rest.vaultDetails.name", hl.vault_name, [{"name": "HLP Liq
          events=False)
 register("hyperliquid.snapshot.account_values", _snapshot_events, ACCOUNT_VALUES)
 register("hyperliquid.snapshot.positions_by_market", lambda d: _snapshot_events(None, d), POSITIONS)
+# -- the NATS bus: messages as engine workers receive them ---------------------------------
+register("bus.nats.decode", nats_bus.decode,
+         [orjson.loads(nats_bus.encode([e for m in WS.values() for f in m
+                                        for e in hl.parse_ws_message(f, user=U1, recv_ms=5)]))],
+         form="bytes", venue="hyperliquid")
 # -- config ------------------------------------------------------------------------------
 register("config.parse_config", parse_config, CONFIG, events=False, errors=(ConfigError,), venue="config")

@@ -144,7 +144,7 @@ def check_one(ep: EntryPoint, value: Any, engine: Engine | None, stats: Stats) -
     for ev in events:
         try:
             validate.check_event(ev)
-        except AssertionError as exc:
+        except ParseError as exc:
             raise FuzzFailure(f"{ep.name}: event breaks the boundary: {exc} from {value!r:.300}") from exc
         if engine is not None:
             try:
