@@ -115,7 +115,8 @@ class ReplayResult:
     def ok(self) -> bool:
         """False when an input had to be stopped (truncated, corrupt, unreadable) or
         there was nothing to replay; a skipped input (not an input, a duplicate) is fine."""
-        return self.lines > 0 and all(i["status"] in ("ok", "skipped") for i in self.inputs.values())
+        return (self.lines > 0 and not self.totals.get("report_errors")
+                and all(i["status"] in ("ok", "skipped") for i in self.inputs.values()))
 
     @property
     def lines(self) -> int:
@@ -429,9 +430,17 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     waves: list[Wave] = []
     reports: list[dict] = []
 
+    report_errors: list[str] = []
+
     def emit(done: list[Wave]) -> None:
         for w in done:
-            report = build(w)
+            try:
+                report = build(w)
+            except Exception as exc:  # noqa: BLE001 - a report bug must not lose the wave or the replay
+                report = w.to_dict()
+                report["report_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                report_errors.append(f"wave {w.wave_id}: the report builder failed "
+                                     f"({report['report_error']}); the wave is reported without it")
             waves.append(w)
             reports.append(report)
             if on_wave is not None:
@@ -459,7 +468,9 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     inputs_out = {k: v.to_dict() for k, v in inputs.items()}
     errors = [e for v in inputs.values() for e in v.examples]
     errors += [v.message for v in inputs.values() if v.status != "ok"]
+    errors += report_errors
     totals = _totals(waves, horizons, stats, inputs_out, gap_ms)
+    totals["report_errors"] = len(report_errors)
     return ReplayResult(waves, totals, inputs_out, errors, reports, stats)
 
 
@@ -677,6 +688,9 @@ def main(args: argparse.Namespace) -> int:
                 print(f"  {ex}", file=sys.stderr)
         if inp["status"] != "ok":
             print(f"adlmon replay: {inp['message']}", file=sys.stderr)
+    for e in result.errors:
+        if e.startswith("wave "):
+            print(f"adlmon replay: {e}", file=sys.stderr)
     if not result.lines:
         print("adlmon replay: warning: no input data was read (every input empty or skipped)",
               file=sys.stderr)

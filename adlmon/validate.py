@@ -6,7 +6,8 @@ values with these checkers, so one vocabulary states what an event may hold:
 - ``number``: a finite float of magnitude at most ``MAX_ABS`` (venue numbers
   are decimal strings or JSON numbers; booleans, nan and ±inf are refused;
   the bound keeps every product and square the counterfactual forms, px·sz,
-  D², finite); ``positive``: that and > 0;
+  D², finite); ``positive`` (prices, sizes): that and at least ``MIN_POSITIVE``
+  (so a ratio such as closedPnl·|startPosition|/sz stays finite too);
 - ``time_ms``: integer milliseconds in ``[0, MAX_TIME_MS]`` (an int, an ASCII
   digit string or an ISO-8601 UTC timestamp), so a wave's ``time_ms`` array
   fits int64 and every time prints as a date;
@@ -42,6 +43,9 @@ INT64_MAX = (1 << 63) - 1
 # 1e18: beyond any price, size or USD amount of any venue (the largest token supplies
 # are ~1e15 units); px·sz <= 1e36 and (1e18)² = 1e36 stay far from float overflow.
 MAX_ABS = 1e18
+# 1e-12: below any tick or lot size (Hyperliquid's finest is 1e-8); a ratio over a
+# size stays below 1e18·1e18/1e-12 = 1e48.
+MIN_POSITIVE = 1e-12
 MAX_NAME_CHARS = 256
 
 # The parse-error reasons parsers raise (adlmon_feed_parse_errors_total{reason}).
@@ -85,6 +89,8 @@ def positive(value: Any, field: str) -> float:
     x = number(value, field)
     if x <= 0.0:
         raise ParseError(BAD_VALUE, f"{field}: {_show(value)} must be > 0")
+    if x < MIN_POSITIVE:
+        raise ParseError(OUT_OF_RANGE, f"{field}: {_show(value)} is below {MIN_POSITIVE:g}")
     return x
 
 
@@ -232,8 +238,8 @@ def check_event(ev: Any) -> None:
         need(_is_name(ev.coin), "coin")
         need(_is_name(ev.user), "user")
         need(ev.side in (BUY, SELL), "side")
-        need(_finite(ev.px) and ev.px > 0.0, "px")
-        need(_finite(ev.sz) and ev.sz > 0.0, "sz")
+        need(_finite(ev.px) and ev.px >= MIN_POSITIVE, "px")
+        need(_finite(ev.sz) and ev.sz >= MIN_POSITIVE, "sz")
         need(_is_time(ev.time_ms), "time_ms")
         need(_finite(ev.start_position), "start_position")
         need(ev.kind in FILL_KINDS, "kind")

@@ -212,3 +212,14 @@ def test_empty_input_is_a_warning_and_exit_1(tmp_path):
     assert r.returncode == 1 and "no input data was read" in r.stderr.decode()
     r = adlmon("-", "--quiet", stdin=b"")
     assert r.returncode == 1 and "no input data was read" in r.stderr.decode()
+
+
+def test_a_failing_report_builder_loses_neither_the_wave_nor_the_replay(tmp_path):
+    def broken(wave):
+        raise ZeroDivisionError("a mechanism bug")
+
+    res = replay.replay_files([FILLS, CASCADE / "misc_events.jsonl"], 5000, (0,), report_builder=broken)
+    (w,) = res.waves
+    assert res.reports[0]["report_error"] == "ZeroDivisionError: a mechanism bug"
+    assert res.reports[0]["needed_usd"] == pytest.approx(w.needed_usd)
+    assert not res.ok and res.totals["report_errors"] == 1

@@ -29,7 +29,7 @@ def _child(name: str, runs: int) -> int:
 
     with atheris.instrument_imports(include=["adlmon"]):
         from tests.fuzz import entry_points  # noqa: F401
-        from tests.fuzz.harness import REGISTRY, Stats, check_one, make_input
+        from tests.fuzz.harness import REGISTRY, Stats, _finish, check_one, make_input
         from adlmon.engine.engine import Engine
 
     ep = REGISTRY[name]
@@ -43,7 +43,7 @@ def _child(name: str, runs: int) -> int:
         else:
             check_one(ep, make_input(ep, random.Random(data), stats), engine[0], stats)
         if stats.inputs % 5000 == 0 and engine[0] is not None:
-            engine[0].finish()
+            _finish(ep, engine[0], stats)
             engine[0] = Engine(ep.venue, 5000, (0, 1000))
         # libFuzzer ends the process without running atexit: report as it goes
         if stats.inputs % 1000 == 0 or stats.inputs >= runs:

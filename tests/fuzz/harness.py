@@ -11,6 +11,7 @@ A venue's parsers are registered in ``tests/fuzz/entry_points.py``, one line eac
 
 ``form``: ``json`` (the call takes a decoded document) or ``bytes`` (a raw line
 or frame; mutated structurally, then serialized, or mutated as bytes).
+The waves those events close go through the counterfactual (``Counterfactual.report``).
 ``events``: the call returns events (or fill rows); ``False`` for parsers of
 other values (config, account-value maps), which are only checked not to raise.
 Run: ``python -m tests.fuzz.run`` (``make fuzz``); a small run is in ``make test``
@@ -29,6 +30,7 @@ from typing import Any, Callable, Sequence
 import orjson
 
 from adlmon import validate
+from adlmon.counterfactual import Counterfactual
 from adlmon.engine.engine import Engine
 from adlmon.events import Fill, ParseError
 
@@ -148,10 +150,26 @@ def check_one(ep: EntryPoint, value: Any, engine: Engine | None, stats: Stats) -
             raise FuzzFailure(f"{ep.name}: event breaks the boundary: {exc} from {value!r:.300}") from exc
         if engine is not None:
             try:
-                stats.waves += len(engine.apply(ev))
+                waves = engine.apply(ev)
             except Exception as exc:  # noqa: BLE001
                 raise FuzzFailure(f"{ep.name}: engine raised {type(exc).__name__}: {exc} on {ev!r:.300} "
                                   f"from {value!r:.300}\n{traceback.format_exc()}") from exc
+            _report(ep, waves, stats)
+
+
+_COUNTERFACTUAL = Counterfactual()
+
+
+def _report(ep: EntryPoint, waves: list, stats: Stats) -> None:
+    """Each wave the fuzzed events close also goes through the counterfactual (the
+    replay's and the daemon's report builder): it must not raise either."""
+    for w in waves:
+        stats.waves += 1
+        try:
+            _COUNTERFACTUAL.report(w)
+        except Exception as exc:  # noqa: BLE001
+            raise FuzzFailure(f"{ep.name}: counterfactual raised {type(exc).__name__}: {exc} on wave "
+                              f"{w.to_dict()!r:.600}\n{traceback.format_exc()}") from exc
 
 
 def run(ep: EntryPoint, n: int, seed: int = 0, engine_every: int = 5000) -> Stats:
@@ -163,17 +181,18 @@ def run(ep: EntryPoint, n: int, seed: int = 0, engine_every: int = 5000) -> Stat
     for i in range(n):
         check_one(ep, make_input(ep, rng, stats), engine, stats)
         if engine is not None and (i + 1) % engine_every == 0:
-            stats.waves += _finish(ep, engine)
+            _finish(ep, engine, stats)
             engine = Engine(ep.venue, 5000, (0, 1000))
     if engine is not None:
-        stats.waves += _finish(ep, engine)
+        _finish(ep, engine, stats)
     stats.seconds = time.process_time() - t0
     return stats
 
 
-def _finish(ep: EntryPoint, engine: Engine) -> int:
+def _finish(ep: EntryPoint, engine: Engine, stats: Stats) -> None:
     try:
-        return len(engine.finish())
+        waves = engine.finish()
     except Exception as exc:  # noqa: BLE001
         raise FuzzFailure(f"{ep.name}: engine.finish raised {type(exc).__name__}: {exc}\n"
                           f"{traceback.format_exc()}") from exc
+    _report(ep, waves, stats)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adlmon.engine.engine import Engine
 from adlmon.events import ParseError
 from tests.fuzz import entry_points  # noqa: F401 - registers every entry point
-from tests.fuzz.harness import REGISTRY, Stats, check_one, make_input, register, run
+from tests.fuzz.harness import REGISTRY, Stats, _finish, check_one, make_input, register, run
 
 NAMES = sorted(REGISTRY)
 SMALL_RUN = 1500
@@ -27,7 +27,7 @@ def test_hypothesis_inputs_are_events_or_counted_refusals(name, rnd):
     engine = Engine(ep.venue, 5000, (0, 1000)) if ep.events else None
     check_one(ep, make_input(ep, rnd, stats), engine, stats)
     if engine is not None:
-        engine.finish()
+        _finish(ep, engine, stats)
     assert stats.inputs == 1 and stats.accepted + sum(stats.rejected.values()) == 1
 
 

@@ -16,7 +16,8 @@ Classification (DESIGN §3, venues.md §1.3):
 
 Every value passes the typed boundary (``adlmon/validate.py``): numbers are read
 with ``float()`` and rejected unless finite (``nan``/``inf`` and non-numbers ->
-``ParseError("bad_number")``) and within ±1e18 (``out_of_range``); times and
+``ParseError("bad_number")``) and within ±1e18, prices and sizes >= 1e-12
+(``out_of_range``); times and
 tids must fit int64 (``out_of_range``); users and coins are non-empty strings;
 a missing required key -> ``ParseError("missing_field")``. ``float`` also
 accepts ``"1_000"`` and surrounding blanks; those are unambiguous numbers and pass.
@@ -85,6 +86,7 @@ _MAX_T = validate.MAX_TIME_MS
 _MAX_ID = validate.INT64_MAX
 _MAX_NAME = validate.MAX_NAME_CHARS
 _MAX_ABS = validate.MAX_ABS
+_MIN_POS = validate.MIN_POSITIVE
 
 
 def _loads(data: bytes | str) -> Any:
@@ -201,7 +203,7 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
     k_old_mark = k("liquidationMarkPx", "liquidationMarkPx")
     sides = _SIDES
     dir_kind = _DIR_KIND
-    max_t, max_id, max_name = _MAX_T, _MAX_ID, _MAX_NAME
+    max_t, max_id, max_name, min_pos = _MAX_T, _MAX_ID, _MAX_NAME, _MIN_POS
     rows = []
     append = rows.append
     it = iter(values)
@@ -210,7 +212,7 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
         coin = f[k_coin]
         tid = f[k_tid]
         h = f[k_hash]
-        if (t.__class__ is not int or tid.__class__ is not int or sz <= 0.0 or px <= 0.0
+        if (t.__class__ is not int or tid.__class__ is not int or sz < min_pos or px < min_pos
                 or coin.__class__ is not str or user.__class__ is not str or h.__class__ is not str
                 or not 0 <= t <= max_t or not 0 <= tid <= max_id
                 or not 0 < len(coin) <= max_name or not 0 < len(user) <= max_name):
@@ -246,7 +248,7 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
     append = rows.append
     sides = _SIDES
     dir_kind = _DIR_KIND
-    max_t, max_id, max_name, max_abs = _MAX_T, _MAX_ID, _MAX_NAME, _MAX_ABS
+    max_t, max_id, max_name, max_abs, min_pos = _MAX_T, _MAX_ID, _MAX_NAME, _MAX_ABS, _MIN_POS
     n_errors = 0
     for pair in pairs:
         try:
@@ -271,7 +273,7 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
             if ((px - px) + (sz - sz) + (start - start) + (pnl - pnl) + (fee - fee) != 0.0
                     or p_.__class__ is not str or s_.__class__ is not str or a_.__class__ is not str
                     or c_.__class__ is not str or e_.__class__ is not str
-                    or t.__class__ is not int or tid.__class__ is not int or sz <= 0.0 or px <= 0.0
+                    or t.__class__ is not int or tid.__class__ is not int or sz < min_pos or px < min_pos
                     or coin.__class__ is not str or user.__class__ is not str or h.__class__ is not str
                     or not 0 <= t <= max_t or not 0 <= tid <= max_id
                     or not 0 < len(coin) <= max_name or not 0 < len(user) <= max_name
