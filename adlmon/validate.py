@@ -180,20 +180,22 @@ def text(value: Any, field: str) -> str:
     raise ParseError(BAD_VALUE, f"{field}: {_show(value)} is not a string")
 
 
-def obj(value: Any, where: str) -> dict:
-    if isinstance(value, dict):
+def _container(value: Any, where: str, cls: type, what: str) -> Any:
+    if isinstance(value, cls):
         return value
     if value is None:
         raise ParseError(MISSING_FIELD, f"{where} is missing")
-    raise ParseError(BAD_VALUE, f"{where}: {_show(value)} is not an object")
+    raise ParseError(BAD_VALUE, f"{where}: {_show(value)} is not {what}")
+
+
+def obj(value: Any, where: str) -> dict:
+    """A JSON object."""
+    return _container(value, where, dict, "an object")
 
 
 def array(value: Any, where: str) -> list:
-    if isinstance(value, list):
-        return value
-    if value is None:
-        raise ParseError(MISSING_FIELD, f"{where} is missing")
-    raise ParseError(BAD_VALUE, f"{where}: {_show(value)} is not a list")
+    """A JSON array."""
+    return _container(value, where, list, "a list")
 
 
 def field(container: Any, key: str, where: str) -> Any:

@@ -12,7 +12,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from adlmon.io import CorruptInput
 from adlmon.io import lz4 as lz4_
@@ -27,23 +27,22 @@ def _no_progress(_n: int) -> None:
     return None
 
 
+def _read(fp: BinaryIO, progress: Callable[[int], None], chunk_bytes: int) -> Iterator[bytes]:
+    while True:
+        raw = fp.read(chunk_bytes)
+        if not raw:
+            return
+        progress(len(raw))
+        yield raw
+
+
 def _raw(path: str | Path, progress: Callable[[int], None], chunk_bytes: int | None) -> Iterator[bytes]:
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     if str(path) == STDIN:
-        fp = sys.stdin.buffer
-        while True:
-            raw = fp.read(chunk_bytes)
-            if not raw:
-                return
-            progress(len(raw))
-            yield raw
+        yield from _read(sys.stdin.buffer, progress, chunk_bytes)
+        return
     with open(path, "rb") as fp:
-        while True:
-            raw = fp.read(chunk_bytes)
-            if not raw:
-                return
-            progress(len(raw))
-            yield raw
+        yield from _read(fp, progress, chunk_bytes)
 
 
 def chunks(path: str | Path, progress: Callable[[int], None] = _no_progress, *,

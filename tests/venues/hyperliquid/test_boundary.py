@@ -4,8 +4,6 @@ refused as a counted ``ParseError``; nothing of the wrong type reaches the engin
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 from aiohttp import web
@@ -16,6 +14,7 @@ from adlmon.events import Fill, LedgerUpdate, ParseError
 from adlmon.net.rest import RestClient, WeightLimiter
 from adlmon.venues.hyperliquid import parse, snapshot
 from adlmon.venues.hyperliquid.rest import InfoClient, Vault, VaultStatePoller, poll_winners
+from tests.local_http import serve_post
 
 U1 = "0x" + "1" * 40
 U2 = "0x" + "2" * 40
@@ -149,17 +148,10 @@ async def info_server():
         return web.Response(body=orjson.dumps(state["answers"][body["user"]]),
                             content_type="application/json")
 
-    app = web.Application()
-    app.router.add_post("/info", info)
-    runner = web.AppRunner(app, shutdown_timeout=0.2)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    client = InfoClient(RestClient(f"http://127.0.0.1:{port}/info", WeightLimiter(1200), max_attempts=1))
-    yield client, state
-    await client.close()
-    await runner.cleanup()
+    async with serve_post("/info", info) as url:
+        client = InfoClient(RestClient(url, WeightLimiter(1200), max_attempts=1))
+        yield client, state
+        await client.close()
 
 
 GOOD_STATE = {"marginSummary": {"accountValue": "100.0"}, "time": 1000, "assetPositions": [
