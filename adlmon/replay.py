@@ -1,18 +1,22 @@
 """``adlmon replay``: Hyperliquid node files -> ADL waves -> one report per wave.
 
 Inputs: ``node_fills_by_block``, the older per-fill ``node_fills`` and
-``misc_events`` files (plain or LZ4 frame ``.lz4``, streamed in 1 MiB chunks,
+``misc_events`` files (plain or LZ4 frame, streamed through ``adlmon.io``,
 never loaded whole; the format is detected per line), plus optional snapshot
 files (``account_value_snapshot_*.json``, ``perp_positions_by_market_*.json``,
-recognised by name or found with ``--snapshot-dir``). Files are merged in time
-order (each file is assumed in time order, as the node writes it).
+recognised by name or found with ``--snapshot-dir``), directories holding them,
+and ``-`` (standard input). Files are merged in time order (each file is
+assumed in time order, as the node writes it; a line earlier than one before
+it is counted and reported). :func:`plan_inputs` decides what is read: files
+that are not node files and content already given are skipped with a note.
 
-Bad input never stops a replay silently: a garbage line, a missing field or a
-bad number is counted per file and reason, with the first few examples as
-``file:line``; the rest of the file is read. A truncated or corrupt ``.lz4``
-stops reading *that* file with a message naming the file and the line, after
-everything read before it has gone through the engine; waves are still
-reported and the exit code is 1.
+Bad input never stops a replay silently and never gives a traceback: a garbage
+line, a missing field, a bad number, a line over the length cap is counted per
+file and reason, with the first few examples as ``file:line``; the rest of the
+file is read. A truncated or corrupt ``.lz4`` (a checksum mismatch, or lines
+broken inside frames without checksums) stops or marks *that* file with a
+message naming the file and the line, after everything read before it has gone
+through the engine; waves are still reported and the exit code is 1.
 
 Function API: :func:`replay_files` (the daemon, tests and benchmarks use it).
 Two hooks: ``report_builder`` (wave -> report dict; default ``Wave.to_dict``,
@@ -44,7 +48,7 @@ from adlmon.engine.engine import Engine
 from adlmon.engine.ledger import Ledger
 from adlmon.engine.waves import Wave
 from adlmon.events import ParseError
-from adlmon.io import CorruptInput, InputError, TruncatedInput
+from adlmon.io import CorruptInput, TruncatedInput
 from adlmon.io import archive
 from adlmon.io.lines import DEFAULT_MAX_LINE_BYTES, TOO_LONG
 from adlmon.io.lz4 import FrameStats

@@ -10,7 +10,6 @@ import argparse
 import platform
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
