@@ -13,8 +13,9 @@ values with these checkers, so one vocabulary states what an event may hold:
   fits int64 and every time prints as a date;
 - ``ident``: a trade id, an integer in ``[0, 2**63 - 1]`` (the wave's ``tid``
   array is int64);
-- ``name``: a non-empty string of at most ``MAX_NAME_CHARS`` (users, coins,
-  vaults: dictionary keys in the ledger and metric label values);
+- ``name``: a non-empty string of at most ``MAX_NAME_CHARS`` (coins, vaults,
+  markets: metric label values); ``user``: a non-empty string (an account id,
+  a ledger key);
 - ``text``: any string (hashes, the venue's labels), ``None`` -> ``""``;
 - ``obj`` / ``array``: a JSON object / array; ``field``: a present, non-null key.
 
@@ -37,8 +38,9 @@ from adlmon.events import (
     LedgerUpdate, Liquidation, LiquidationOrder, Mark, ParseError, PositionSnapshot,
 )
 
-# 9999-12-31T23:59:59.999Z: the last millisecond ``datetime`` can represent.
-MAX_TIME_MS = 253_402_300_799_999
+# 2^47 - 1 ms (year 6429): within what ``datetime`` prints (year 9999), and a shift
+# tests it (the parsers' fast paths: ``t >> 47 == 0``).
+MAX_TIME_MS = (1 << 47) - 1
 INT64_MAX = (1 << 63) - 1
 # 1e18: beyond any price, size or USD amount of any venue (the largest token supplies
 # are ~1e15 units); px·sz <= 1e36 and (1e18)² = 1e36 stay far from float overflow.
@@ -166,6 +168,22 @@ def name(value: Any, field: str) -> str:
     return str(value)
 
 
+def user(value: Any, field: str) -> str:
+    """A non-empty string (an account id: opaque, of any length the line cap allows)."""
+    if isinstance(value, str):
+        if value:
+            return str(value)
+        raise ParseError(MISSING_FIELD, f"{field} is empty")
+    if value is None:
+        raise ParseError(MISSING_FIELD, f"{field} is missing")
+    raise ParseError(BAD_VALUE, f"{field}: {_show(value)} is not a string")
+
+
+def opt_user(value: Any, field: str) -> str | None:
+    """``user`` or None when absent/empty."""
+    return None if value is None or value == "" else user(value, field)
+
+
 def opt_name(value: Any, field: str) -> str | None:
     """``name`` or None when absent/empty."""
     return None if value is None or value == "" else name(value, field)
@@ -219,6 +237,10 @@ def _is_name(x: Any) -> bool:
     return isinstance(x, str) and 0 < len(x) <= MAX_NAME_CHARS
 
 
+def _is_user(x: Any) -> bool:
+    return isinstance(x, str) and len(x) > 0
+
+
 def _is_time(x: Any) -> bool:
     return x.__class__ is int and 0 <= x <= MAX_TIME_MS
 
@@ -238,7 +260,7 @@ def check_event(ev: Any) -> None:
     need(_is_name(getattr(ev, "venue", None)), "venue")
     if cls is Fill:
         need(_is_name(ev.coin), "coin")
-        need(_is_name(ev.user), "user")
+        need(_is_user(ev.user), "user")
         need(ev.side in (BUY, SELL), "side")
         need(_finite(ev.px) and ev.px >= MIN_POSITIVE, "px")
         need(_finite(ev.sz) and ev.sz >= MIN_POSITIVE, "sz")
@@ -262,19 +284,19 @@ def check_event(ev: Any) -> None:
         need(ev.oracle_px is None or _finite(ev.oracle_px), "oracle_px")
         need(_is_time(ev.time_ms), "time_ms")
     elif cls is Funding:
-        need(_is_name(ev.user), "user")
+        need(_is_user(ev.user), "user")
         need(_is_name(ev.coin), "coin")
         need(_finite(ev.amount_usd), "amount_usd")
         need(_is_time(ev.time_ms), "time_ms")
     elif cls is LedgerUpdate:
-        need(_is_name(ev.user) if ev.known else isinstance(ev.user, str), "user")
+        need(_is_user(ev.user) if ev.known else isinstance(ev.user, str), "user")
         need(isinstance(ev.kind, str), "kind")
         need(_finite(ev.delta_usd), "delta_usd")
         need(_is_time(ev.time_ms), "time_ms")
         need(ev.account_value is None or _finite(ev.account_value), "account_value")
         need(ev.known is True or ev.known is False, "known")
     elif cls is AccountSnapshot:
-        need(_is_name(ev.user), "user")
+        need(_is_user(ev.user), "user")
         need(ev.account_value is None or _finite(ev.account_value), "account_value")
         need(_is_time(ev.time_ms), "time_ms")
         need(isinstance(ev.positions, tuple), "positions")

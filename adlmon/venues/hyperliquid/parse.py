@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from itertools import chain
+from math import hypot
 from operator import itemgetter
 from typing import Any, Iterable
 
@@ -82,9 +83,9 @@ _opt_number = validate.opt_number
 time_ms = validate.time_ms
 _field = validate.field
 _name = validate.name
+_user = validate.user
 _MAX_T = validate.MAX_TIME_MS
 _MAX_ID = validate.INT64_MAX
-_MAX_NAME = validate.MAX_NAME_CHARS
 _MAX_ABS = validate.MAX_ABS
 _MIN_POS = validate.MIN_POSITIVE
 
@@ -120,13 +121,27 @@ def _classify(d: str, user: str, liq: Liquidation | None) -> str:
     return OTHER
 
 
+# Coins that passed validate.name: the fast paths test a coin by one lookup here
+# (filled by the precise path, bounded: cleared when full).
+_OK_COINS: dict[str, None] = {}
+_OK_COINS_MAX = 100_000
+
+
+def _coin(value: Any) -> str:
+    coin = _name(value, "fill coin")
+    if len(_OK_COINS) >= _OK_COINS_MAX:
+        _OK_COINS.clear()
+    _OK_COINS[coin] = None
+    return coin
+
+
 def _fill_row_checked(user: Any, f: Any, venue: str) -> tuple:
     """The slow, precise path: says which field is wrong."""
     f = validate.obj(f, "fill")
-    user = _name(user, "fill user")
+    user = _user(user, "fill user")
     for key in _REQUIRED_FILL_KEYS:
         _field(f, key, "fill")
-    coin = _name(f["coin"], "fill coin")
+    coin = _coin(f["coin"])
     side = _SIDES.get(f["side"]) if isinstance(f["side"], str) else None
     if side is None:
         raise ParseError("bad_value", f"fill side: {f['side']!r:.40} (expected 'B' or 'A')")
@@ -190,32 +205,38 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
     k = dict(zip(f0, f0)).get
     numbers = itemgetter(k("px", "px"), k("sz", "sz"), k("startPosition", "startPosition"),
                          k("closedPnl", "closedPnl"), k("fee", "fee"))
-    text = "e0,".join(_concat(map(numbers, map(_second, pairs))))
+    fills = list(map(_second, pairs))
+    text = "e0,".join(_concat(map(numbers, fills)))
     if '"' in text or "[" in text or "{" in text:
         return None
     values = orjson.loads("[" + text + "e0]")
     if len(values) != 5 * len(pairs):
         return None
-    if max(values) > _MAX_ABS or min(values) < -_MAX_ABS:  # also ±inf (nan: never from JSON)
+    # |x| <= ‖values‖ <= MAX_ABS for each (and ±inf fails); a block beyond it (never a
+    # real one) goes fill by fill, which tells the numbers apart
+    if hypot(*values) > _MAX_ABS:
         return None
-    k_time, k_coin, k_tid, k_dir = k("time", "time"), k("coin", "coin"), k("tid", "tid"), k("dir", "dir")
+    # times and tids: their ranges in bulk (C loops), their types per fill below
+    times = list(map(itemgetter(k("time", "time")), fills))
+    tids = list(map(itemgetter(k("tid", "tid")), fills))
+    if min(times) < 0 or max(times) > _MAX_T or min(tids) < 0 or max(tids) > _MAX_ID:
+        return None
+    k_coin, k_dir = k("coin", "coin"), k("dir", "dir")
     k_liq, k_side, k_hash = k("liquidation", "liquidation"), k("side", "side"), k("hash", "hash")
     k_old_mark = k("liquidationMarkPx", "liquidationMarkPx")
     sides = _SIDES
     dir_kind = _DIR_KIND
-    max_t, max_id, max_name, min_pos = _MAX_T, _MAX_ID, _MAX_NAME, _MIN_POS
+    min_pos, ok_coins = _MIN_POS, _OK_COINS
     rows = []
     append = rows.append
     it = iter(values)
-    for (user, f), px, sz, start, pnl, fee in zip(pairs, it, it, it, it, it):
-        t = f[k_time]
+    for (user, f), t, tid, px, sz, start, pnl, fee in zip(pairs, times, tids, it, it, it, it, it):
         coin = f[k_coin]
-        tid = f[k_tid]
         h = f[k_hash]
-        if (t.__class__ is not int or tid.__class__ is not int or sz < min_pos or px < min_pos
-                or coin.__class__ is not str or user.__class__ is not str or h.__class__ is not str
-                or not 0 <= t <= max_t or not 0 <= tid <= max_id
-                or not 0 < len(coin) <= max_name or not 0 < len(user) <= max_name):
+        if (t.__class__ is not int or tid.__class__ is not int
+                or sz < min_pos or px < min_pos
+                or coin not in ok_coins or user.__class__ is not str or not user
+                or h.__class__ is not str):
             return None
         d = f[k_dir]
         lq = f.get(k_liq)
@@ -248,7 +269,7 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
     append = rows.append
     sides = _SIDES
     dir_kind = _DIR_KIND
-    max_t, max_id, max_name, max_abs, min_pos = _MAX_T, _MAX_ID, _MAX_NAME, _MAX_ABS, _MIN_POS
+    max_abs, min_pos, ok_coins, max_t, max_id = _MAX_ABS, _MIN_POS, _OK_COINS, _MAX_T, _MAX_ID
     n_errors = 0
     for pair in pairs:
         try:
@@ -273,10 +294,10 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
             if ((px - px) + (sz - sz) + (start - start) + (pnl - pnl) + (fee - fee) != 0.0
                     or p_.__class__ is not str or s_.__class__ is not str or a_.__class__ is not str
                     or c_.__class__ is not str or e_.__class__ is not str
-                    or t.__class__ is not int or tid.__class__ is not int or sz < min_pos or px < min_pos
-                    or coin.__class__ is not str or user.__class__ is not str or h.__class__ is not str
-                    or not 0 <= t <= max_t or not 0 <= tid <= max_id
-                    or not 0 < len(coin) <= max_name or not 0 < len(user) <= max_name
+                    or t.__class__ is not int or tid.__class__ is not int or t > max_t or tid > max_id or (t | tid) < 0
+                    or sz < min_pos or px < min_pos
+                    or coin not in ok_coins or user.__class__ is not str or not user
+                    or h.__class__ is not str
                     or px > max_abs or sz > max_abs or not -max_abs <= start <= max_abs
                     or not -max_abs <= pnl <= max_abs or not -max_abs <= fee <= max_abs):
                 raise ValueError  # rare: let the precise path say what is wrong
@@ -377,8 +398,8 @@ def ledger_delta_events(delta: dict, users: list | tuple, t: int,
     """
     delta = validate.obj(delta, "ledger delta")
     kind = validate.text(_field(delta, "type", "ledger delta"), "ledger delta type")
-    users = [_name(u, f"users[{i}]") for i, u in enumerate(validate.array(users, "users"))]
-    user = validate.opt_name(delta.get("user"), "ledger delta user") or (users[0] if users else None)
+    users = [_user(u, f"users[{i}]") for i, u in enumerate(validate.array(users, "users"))]
+    user = validate.opt_user(delta.get("user"), "ledger delta user") or (users[0] if users else None)
     if kind == "funding":
         u = user if user else _field(delta, "user", "funding")
         return [Funding(venue, u, _name(_field(delta, "coin", "funding"), "funding coin"),
@@ -449,7 +470,7 @@ def misc_events(obj: dict, venue: str = VENUE) -> list[Event]:
     inner = obj.get("inner")
     if inner is None:
         if "delta" in obj:
-            user = validate.opt_name(obj.get("user"), "misc_events user")
+            user = validate.opt_user(obj.get("user"), "misc_events user")
             return ledger_delta_events(obj["delta"], [user] if user else [], t, venue)
         raise ParseError("missing_field", "misc_events line: 'inner' is missing")
     if not isinstance(inner, dict) or len(inner) != 1:
@@ -466,17 +487,17 @@ def misc_events(obj: dict, venue: str = VENUE) -> list[Event]:
         for d in validate.array(_field(body, "deltas", "Funding"), "Funding deltas"):
             d = validate.obj(d, "Funding delta")
             key = "funding_amount" if "funding_amount" in d else "usdc"
-            out.append(Funding(venue, _name(_field(d, "user", "Funding delta"), "Funding delta user"),
+            out.append(Funding(venue, _user(_field(d, "user", "Funding delta"), "Funding delta user"),
                                _name(_field(d, "coin", "Funding delta"), "Funding delta coin"),
                                number(_field(d, key, "Funding delta"), key), t))
         return out
     if variant in ("CDeposit", "CWithdrawal"):
-        user = _name(_field(body, "user", variant), f"{variant} user")
+        user = _user(_field(body, "user", variant), f"{variant} user")
         key = "usdc" if "usdc" in body else "amount"
         amount = number(_field(body, key, variant), key)
         kind = "deposit" if variant == "CDeposit" else "withdraw"
         return [LedgerUpdate(venue, user, kind, amount if kind == "deposit" else -amount, t)]
-    user = validate.opt_name(body.get("user"), f"{variant} user") or ""
+    user = validate.opt_user(body.get("user"), f"{variant} user") or ""
     return [LedgerUpdate(venue, user, variant, 0.0, t, None, False)]
 
 
@@ -583,7 +604,7 @@ def parse_ws_message(obj: Any, user: str | None = None, recv_ms: int = 0,
         return _trade_marks(data, venue)
     data = validate.obj(data, channel)
     if channel == "userFills":
-        who = _name(data.get("user") or user, "userFills user")
+        who = _user(data.get("user") or user, "userFills user")
         fills = validate.array(_field(data, "fills", "userFills"), "userFills fills")
         rows = fill_rows([(who, f) for f in fills], venue)
         if data.get("isSnapshot"):
@@ -592,11 +613,11 @@ def parse_ws_message(obj: Any, user: str | None = None, recv_ms: int = 0,
     if channel == "user":
         return _user_events(data, user, recv_ms, venue)
     if channel == "userFundings":
-        who = _name(data.get("user") or user, "userFundings user")
+        who = _user(data.get("user") or user, "userFundings user")
         return [_funding(venue, who, f, None) for f in
                 validate.array(_field(data, "fundings", "userFundings"), "userFundings fundings")]
     if channel == "userNonFundingLedgerUpdates":
-        who = _name(data.get("user") or user, "userNonFundingLedgerUpdates user")
+        who = _user(data.get("user") or user, "userNonFundingLedgerUpdates user")
         out: list[Event] = []
         for u in validate.array(_field(data, "nonFundingLedgerUpdates", "userNonFundingLedgerUpdates"),
                                 "nonFundingLedgerUpdates"):
@@ -614,7 +635,7 @@ def parse_ws_message(obj: Any, user: str | None = None, recv_ms: int = 0,
         return [Mark(venue, _name(coin, "allMids coin"), number(px, f"mids.{coin:.40}"), None, t)
                 for coin, px in mids.items() if not coin.startswith("@")]
     if channel == "clearinghouseState":
-        who = _name(data.get("user") or user, "clearinghouseState user")
+        who = _user(data.get("user") or user, "clearinghouseState user")
         state = data.get("clearinghouseState", data)
         return [parse_clearinghouse_state(who, state, recv_ms, venue)]
     raise ParseError("unknown_channel", f"unknown websocket channel {channel!r:.80}")
@@ -640,14 +661,14 @@ def _funding(venue: str, user: str, f: Any, default_ms: int | None) -> Funding:
 
 def _user_events(data: dict, user: str | None, recv_ms: int, venue: str) -> list[Event]:
     if "fills" in data:
-        who = _name(user, "userEvents user")
+        who = _user(user, "userEvents user")
         fills = validate.array(data["fills"], "userEvents fills")
         return [Fill(*r) for r in fill_rows([(who, f) for f in fills], venue)]
     if "funding" in data:
-        return [_funding(venue, _name(user, "userEvents user"), data["funding"], recv_ms)]
+        return [_funding(venue, _user(user, "userEvents user"), data["funding"], recv_ms)]
     if "liquidation" in data:
         lq = validate.obj(data["liquidation"], "userEvents liquidation")
-        return [LedgerUpdate(venue, _name(_field(lq, "liquidated_user", "liquidation"),
+        return [LedgerUpdate(venue, _user(_field(lq, "liquidated_user", "liquidation"),
                                           "liquidation.liquidated_user"),
                              "liquidation", 0.0, time_ms(recv_ms, "receive time"),
                              number(_field(lq, "liquidated_account_value", "liquidation"),
@@ -663,7 +684,7 @@ def parse_clearinghouse_state(user: str, obj: Any, time_ms_: int, venue: str = V
     response); the response's ``time`` wins over ``time_ms_`` when present.
     """
     obj = validate.obj(obj, "clearinghouseState")
-    user = _name(user, "clearinghouseState user")
+    user = _user(user, "clearinghouseState user")
     summary = obj.get("marginSummary") or obj.get("crossMarginSummary")
     av = number(_field(summary, "accountValue", "marginSummary"), "accountValue")
     positions = []

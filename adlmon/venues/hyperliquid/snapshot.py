@@ -84,7 +84,7 @@ def parse_account_values(obj: Any) -> dict[str, float]:
         for user, v in obj.items():
             if isinstance(v, dict):
                 v = v.get("account_value", v.get("accountValue"))
-            out[_name(user, "account_value user")] = number(v, f"account_value[{user:.60}]")
+            out[validate.user(user, "account_value user")] = number(v, f"account_value[{user:.60}]")
         return out
     out = {}
     for i, rec in enumerate(_records(obj, ACCOUNT_VALUES_PREFIX)):
@@ -95,12 +95,10 @@ def parse_account_values(obj: Any) -> dict[str, float]:
             if (not -validate.MAX_ABS <= x <= validate.MAX_ABS or v.__class__ is bool
                     or user.__class__ is not str or not user):
                 raise ValueError
-            if len(user) > validate.MAX_NAME_CHARS:
-                raise ValueError
         except Exception:  # noqa: BLE001 - the lenient path says what is wrong
             where = f"{ACCOUNT_VALUES_PREFIX}[{i}]"
             rec = validate.obj(rec, where)
-            user = _name(rec.get("user"), f"{where}.user")
+            user = validate.user(rec.get("user"), f"{where}.user")
             v = rec.get("account_value", rec.get("accountValue"))
             if v is None:
                 raise ParseError("missing_field", f"{where}: 'account_value' is missing") from None
@@ -132,7 +130,7 @@ _SHORT = frozenset({"short", "s", "a", "sell"})
 def _position(p: Any, coin: str, where: str) -> tuple[str, PositionSnapshot | None, float | None]:
     """One position record, leniently: (user, position or None when flat, account value)."""
     p = validate.obj(p, where)
-    user = _name(p.get("user"), f"{where}.user")
+    user = validate.user(p.get("user"), f"{where}.user")
     raw_size = p.get("size", p.get("szi"))
     if raw_size is None:
         raise ParseError("missing_field", f"{where}: 'size' is missing")
@@ -172,7 +170,6 @@ def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot
                 if (not (-max_abs <= size <= max_abs and -max_abs <= entry <= max_abs
                          and mark <= max_abs and -max_abs <= av <= max_abs)
                         or user.__class__ is not str or not user or "side" in p
-                        or len(user) > validate.MAX_NAME_CHARS
                         or rs.__class__ is bool or re_.__class__ is bool or rn.__class__ is bool
                         or ra.__class__ is bool):
                     raise ValueError
