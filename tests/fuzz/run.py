@@ -54,7 +54,7 @@ def _section(rows: list[Stats], total: Stats, args, wall: float) -> str:
         f"{args.n:,} inputs per entry point from `tests/fuzz/mutate.py` (10% generated from nothing, the rest "
         "seeds with 1-4 structural mutations; for the byte entry points 30% of them also mutated as bytes), "
         "each through the parser, `adlmon.validate.check_event` on every event it returns, and an `Engine` "
-        "(parse → engine, waves built). Pass = no uncaught exception, every refusal a declared error with a "
+        "(parse → engine; every wave it closes also through `Counterfactual.report`). Pass = no uncaught exception, every refusal a declared error with a "
         f"reason from `adlmon.validate.REASONS`. {platform.processor() or platform.machine()}, CPython "
         f"{platform.python_version()}, shared machine; CPU seconds of the one process, {wall:.0f} s wall in all.",
         "", "| Entry point | inputs | generated | mutated (of which bytes) | accepted | events | waves | "
