@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 CONFIG  ?= config.toml
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test bench venv system-deps clean
+.PHONY: run test bench fuzz venv system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,15 @@ bench: venv
 	$(BIN)/python benchmarks/metrics.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/burst.py
 	$(BIN)/python benchmarks/archive_hour.py
+
+# Every parser entry point (tests/fuzz/entry_points.py), 100,000 generated and mutated
+# inputs each, through parse -> engine; writes BENCHMARKS.md "## Fuzzing" (~10 min on one core).
+# Then a coverage-guided atheris pass (libFuzzer mutating the input bytes; skipped with a note
+# when atheris cannot be installed).
+fuzz: venv
+	$(BIN)/pip install -q -e '.[test,nats,fuzz]' || echo "atheris did not install: its pass is skipped"
+	$(BIN)/python -m tests.fuzz.run --n 100000
+	$(BIN)/python -m tests.fuzz.atheris_run --runs 20000
 
 clean:
 	rm -rf $(VENV) build *.egg-info

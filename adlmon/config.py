@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -161,8 +162,8 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("wavelog", "path"): (_wavelog_path, "is a directory: must be a file path (\"\" disables "
                                          "the wavelog)"),
     ("engine", "gap_ms"): (_positive, "must be a positive integer"),
-    ("engine", "horizons_ms"): (lambda v: all(h >= 0 for h in v) and len(set(v)) == len(v),
-                                "must be distinct non-negative integers (ms)"),
+    ("engine", "horizons_ms"): (lambda v: bool(v) and all(h >= 0 for h in v) and len(set(v)) == len(v),
+                                "must be a non-empty list of distinct non-negative integers (ms)"),
     ("counterfactual", "mechanisms"): _subset_rule(MECHANISMS),
     ("counterfactual", "ilp_time_limit_s"): (_positive, "must be a positive number of seconds"),
     ("counterfactual", "ilp_max_accounts"): (_positive, "must be a positive integer"),
@@ -203,9 +204,14 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, Any, str]:
         return isinstance(value, bool), value, "must be true or false"
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value, "must be an integer"
-    if hint is float:
+    if hint is float:  # TOML allows nan and inf: the boundary refuses them (adlmon/validate.py)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return ok, float(value) if ok else value, "must be a number"
+        try:
+            x = float(value) if ok else 0.0
+        except OverflowError:
+            ok, x = False, 0.0
+        ok = ok and math.isfinite(x)
+        return ok, x if ok else value, "must be a finite number"
     if hint is str:
         return isinstance(value, str), value, "must be a string"
     if getattr(hint, "__origin__", None) is tuple:
@@ -257,6 +263,8 @@ def _join(path: str, key: str) -> str:
 
 
 def parse_config(data: dict, source: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: the configuration must be a table of sections, not {type(data).__name__}"])
     errors: list[str] = []
     cfg = _build(Config, data, "", source, errors)
     hl = cfg.venues.hyperliquid

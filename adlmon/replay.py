@@ -1,18 +1,22 @@
 """``adlmon replay``: Hyperliquid node files -> ADL waves -> one report per wave.
 
 Inputs: ``node_fills_by_block``, the older per-fill ``node_fills`` and
-``misc_events`` files (plain or LZ4 frame ``.lz4``, streamed in 1 MiB chunks,
+``misc_events`` files (plain or LZ4 frame, streamed through ``adlmon.io``,
 never loaded whole; the format is detected per line), plus optional snapshot
 files (``account_value_snapshot_*.json``, ``perp_positions_by_market_*.json``,
-recognised by name or found with ``--snapshot-dir``). Files are merged in time
-order (each file is assumed in time order, as the node writes it).
+recognised by name or found with ``--snapshot-dir``), directories holding them,
+and ``-`` (standard input). Files are merged in time order (each file is
+assumed in time order, as the node writes it; a line earlier than one before
+it is counted and reported). :func:`plan_inputs` decides what is read: files
+that are not node files and content already given are skipped with a note.
 
-Bad input never stops a replay silently: a garbage line, a missing field or a
-bad number is counted per file and reason, with the first few examples as
-``file:line``; the rest of the file is read. A truncated or corrupt ``.lz4``
-stops reading *that* file with a message naming the file and the line, after
-everything read before it has gone through the engine; waves are still
-reported and the exit code is 1.
+Bad input never stops a replay silently and never gives a traceback: a garbage
+line, a missing field, a bad number, a line over the length cap is counted per
+file and reason, with the first few examples as ``file:line``; the rest of the
+file is read. A truncated or corrupt ``.lz4`` (a checksum mismatch, or lines
+broken inside frames without checksums) stops or marks *that* file with a
+message naming the file and the line, after everything read before it has gone
+through the engine; waves are still reported and the exit code is 1.
 
 Function API: :func:`replay_files` (the daemon, tests and benchmarks use it).
 Two hooks: ``report_builder`` (wave -> report dict; default ``Wave.to_dict``,
@@ -25,6 +29,8 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
+import os
+import re
 import sys
 import time
 from collections import Counter
@@ -42,14 +48,18 @@ from adlmon.engine.engine import Engine
 from adlmon.engine.ledger import Ledger
 from adlmon.engine.waves import Wave, paper_counted_totals
 from adlmon.events import ParseError
+from adlmon.io import CorruptInput, TruncatedInput
+from adlmon.io import archive
+from adlmon.io.lines import DEFAULT_MAX_LINE_BYTES, TOO_LONG
+from adlmon.io.lz4 import FrameStats
 from adlmon.venues.hyperliquid import parse
 from adlmon.venues.hyperliquid.snapshot import (
     ACCOUNT_VALUES_PREFIX, find_snapshot_files, load_snapshot, snapshot_kind,
 )
 
 VENUE = parse.VENUE
-CHUNK_BYTES = 1 << 20
 EXAMPLES_PER_INPUT = 5
+SNIFF_LINES = 8  # a file is an input when one of its first non-blank lines is a node line
 ReportBuilder = Callable[[Wave], dict]
 
 
@@ -72,16 +82,18 @@ class InputReport:
     kinds: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
-    status: str = "ok"  # ok | stopped
+    status: str = "ok"  # ok | stopped | corrupt | skipped
     message: str = ""
+    out_of_order: int = 0  # lines earlier than a line before them
+    notes: list[str] = field(default_factory=list)
 
     def error(self, line: int, reason: str, message: str) -> None:
         self.errors[reason] += 1
         if len(self.examples) < EXAMPLES_PER_INPUT:
             self.examples.append(f"{self.path}:{line}: {reason}: {message}")
 
-    def stop(self, message: str) -> None:
-        self.status = "stopped"
+    def stop(self, message: str, status: str = "stopped") -> None:
+        self.status = status
         self.message = message
 
     def to_dict(self) -> dict:
@@ -90,6 +102,7 @@ class InputReport:
             "lines": self.lines, "fills": self.fills, "events": self.events,
             "errors": dict(self.errors), "error_count": sum(self.errors.values()),
             "examples": list(self.examples), "status": self.status, "message": self.message,
+            "out_of_order_lines": self.out_of_order, "notes": list(self.notes),
         }
 
 
@@ -106,8 +119,16 @@ class ReplayResult:
 
     @property
     def ok(self) -> bool:
-        """False when an input had to be stopped (truncated, corrupt, unreadable)."""
-        return all(i["status"] == "ok" for i in self.inputs.values())
+        """False when an input had to be stopped (truncated, corrupt, unreadable) or
+        there was nothing to replay; a skipped input (not an input, a duplicate) is fine."""
+        return (self.lines > 0 and not self.totals.get("report_errors")
+                and all(i["status"] in ("ok", "skipped") for i in self.inputs.values()))
+
+    @property
+    def lines(self) -> int:
+        """Lines read and snapshot records loaded, over every input."""
+        return sum(i["lines"] + (i["events"] if i["kind"] == "snapshot" else 0)
+                   for i in self.inputs.values())
 
     def report(self) -> dict:
         """The ``--report`` document: {"waves", "totals", "inputs"} (+ "paper_comparison")."""
@@ -148,114 +169,69 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _raw_chunks(path: Path, progress: Callable[[int], None]) -> Iterator[bytes]:
-    with open(path, "rb") as fp:
-        while True:
-            raw = fp.read(CHUNK_BYTES)
-            if not raw:
-                return
-            progress(len(raw))
-            yield raw
-
-
-def _lz4_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Decompress concatenated LZ4 frames; a frame cut short raises EOFError."""
-    import lz4.frame
-
-    d = lz4.frame.LZ4FrameDecompressor()
-    started = False
-    for raw in chunks:
-        while raw:
-            out = d.decompress(raw)  # RuntimeError on corrupt data
-            started = True
-            if out:
-                yield out
-            if d.eof:
-                raw = d.unused_data or b""
-                d = lz4.frame.LZ4FrameDecompressor()
-                started = False
-            else:
-                raw = b""
-    if started:
-        raise EOFError("the LZ4 frame ends early (file truncated)")
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    rest = b""
-    for chunk in chunks:
-        parts = chunk.split(b"\n")
-        if rest:  # only the line cut by the chunk boundary is copied twice
-            parts[0] = rest + parts[0]
-        rest = parts.pop()
-        yield from parts
-    if rest:
-        yield rest
-
-
-def _line_views(chunks: Iterable[bytes]) -> Iterator[bytes | memoryview]:
-    """Like :func:`_lines`, but a line inside a chunk is a view of it, not a copy."""
-    rest = b""
-    for chunk in chunks:
-        find = chunk.find
-        end = find(b"\n")
-        if end < 0:
-            rest += chunk
-            continue
-        yield rest + chunk[:end] if rest else chunk[:end]
-        view = memoryview(chunk)
-        start = end + 1
-        end = find(b"\n", start)
-        while end >= 0:
-            yield view[start:end]
-            start = end + 1
-            end = find(b"\n", start)
-        rest = chunk[start:]
-    if rest:
-        yield rest
-
-
-def read_lines(path: str | Path, progress: Callable[[int], None] = lambda n: None, *,
-               views: bool = False) -> Iterator[bytes]:
-    """Byte lines of a plain or ``.lz4`` file, streamed.
-
-    ``views``: most lines come as ``memoryview`` slices of the decompressed
-    chunk instead of ``bytes`` copies (``orjson.loads`` reads either; the
-    replay does this to save copying every byte once).
-    """
-    p = Path(path)
-    chunks = _raw_chunks(p, progress)
-    if p.suffix == ".lz4":
-        chunks = _lz4_chunks(chunks)
-    return _line_views(chunks) if views else _lines(chunks)
-
-
 _ROWS, _EVENTS = True, False
 _GARBAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
-def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -> Iterator[tuple]:
-    """(time_ms, is_rows, payload) per useful line of one file; errors go to ``inp``."""
+def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None],
+                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple]:
+    """(time_ms, is_rows, payload) per useful line of one file; errors go to ``inp``.
+
+    Times must not go back within a file (the merge relies on it): a line
+    earlier than the latest before it is still applied, and counted in
+    ``inp.out_of_order``."""
+    frames = FrameStats()
+    high = -1
+    try:
+        for item in _file_lines(inp, venue, progress, max_line_bytes, frames):
+            t = item[0]
+            if t < high:
+                inp.out_of_order += 1
+            else:
+                high = t
+            yield item
+    finally:
+        if frames.frames and frames.unchecked:
+            inp.notes.append(f"{frames.unchecked} of {frames.frames} LZ4 frames carry no checksum: "
+                             "corruption inside them shows only as bad lines")
+            if inp.errors.get("bad_json") and inp.status == "ok":
+                inp.stop(f"{inp.path}: {inp.errors['bad_json']} lines are not JSON inside LZ4 frames "
+                         "without checksums: the file is corrupt", "corrupt")
+
+
+def _file_lines(inp: InputReport, venue: str, progress: Callable[[int], None],
+                max_line_bytes: int, frames: FrameStats) -> Iterator[tuple]:
     loads = orjson.loads
     JSONDecodeError = orjson.JSONDecodeError
     fill_rows = parse.fill_rows
     errs: list = []
     lineno = 0
-    lines = read_lines(inp.path, progress, views=True)
+    lines = archive.read_lines(inp.path, progress, views=True, max_line_bytes=max_line_bytes,
+                               stats=frames)
     while True:
         try:
             line = next(lines)
         except StopIteration:
             return
-        except (EOFError, RuntimeError, OSError) as exc:
-            what = "truncated" if isinstance(exc, EOFError) else "corrupt or unreadable"
-            inp.stop(f"{inp.path}:{lineno + 1}: {what}: {exc}; stopped reading this file "
-                     f"after {lineno} lines")
+        except OSError as exc:
+            if isinstance(exc, TruncatedInput):
+                what, status = "truncated", "stopped"
+            elif isinstance(exc, CorruptInput):
+                what, status = "corrupt", "corrupt"
+            else:
+                what, status = "unreadable", "stopped"
+            inp.stop(f"{inp.path}:{lineno + 1}: {what}: {exc.strerror or exc}; stopped reading "
+                     f"this file after {lineno} lines", status)
             return
         lineno += 1
         inp.lines = lineno
         try:
             obj = loads(line)
         except JSONDecodeError as exc:
+            if line is TOO_LONG:
+                inp.error(lineno, "line_too_long", f"a line longer than {max_line_bytes:,} bytes "
+                                                   "(--max-line-bytes) was skipped")
+                continue
             line = bytes(line)
             if line.strip():
                 inp.error(lineno, "bad_json", f"not JSON ({exc}): {line[:60]!r}")
@@ -308,6 +284,83 @@ def _file_items(inp: InputReport, venue: str, progress: Callable[[int], None]) -
             inp.error(lineno, "bad_value", f"{type(exc).__name__}: {exc}")
 
 
+# ----------------------------------------------------------------------------- what to read
+
+_NODE_NAME = re.compile(r"node_fills|misc_events|^\d+(?:\.lz4)?$")
+
+
+def _not_an_input(path: Path) -> str | None:
+    """Why ``path`` is not a node file (None: it is one, or cannot be told apart).
+
+    A node file is recognised by its name (the node's stream and hourly names,
+    ``node_fills*``, ``misc_events*``) or by one of its first ``SNIFF_LINES``
+    non-blank lines decoding to a node line; a file that cannot be read is kept,
+    so its error is reported."""
+    if _NODE_NAME.search(path.name) or any(_NODE_NAME.search(part) for part in path.parts[-4:-1]):
+        return None
+    seen = 0
+    try:
+        for line in archive.read_lines(path):
+            if not line.strip():
+                continue
+            seen += 1
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            if parse.line_kind(obj) is not None:
+                return None
+            if seen >= SNIFF_LINES:
+                break
+    except OSError:
+        return None
+    if not seen:
+        return "empty file"
+    return (f"not a node file (none of its first {seen} non-blank lines is a node_fills or "
+            "misc_events line)")
+
+
+def plan_inputs(paths: Iterable[str | Path], snapshot_paths: Iterable[str | Path] = ()
+                ) -> tuple[list[Path], list[Path], dict[str, str]]:
+    """(data files, snapshot files, {skipped path: why}) from the command line.
+
+    A directory stands for the files below it; ``-`` is standard input. Skipped:
+    files that are not inputs (``truth.json`` of a simulation, a README), and an
+    input whose content was already given (the same file twice, a copy, its
+    ``.lz4``: :func:`adlmon.io.archive.fingerprint`), which would count every
+    fill twice."""
+    data: list[Path] = []
+    snaps: list[Path] = [Path(p) for p in snapshot_paths]
+    skipped: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    named = set()
+    for given in paths:
+        given = Path(given)
+        from_dir = given.is_dir()
+        for p in archive.files_under(given) if from_dir else [given]:
+            key = str(p)
+            if key in named:
+                skipped.setdefault(key + " (again)", "given twice")
+                continue
+            named.add(key)
+            if snapshot_kind(p):
+                snaps.append(p)
+                continue
+            if key != archive.STDIN:
+                why = _not_an_input(p)
+                if why is not None:
+                    skipped[key] = why
+                    continue
+                fp = archive.fingerprint(p)
+                if fp is not None:
+                    if fp in seen:
+                        skipped[key] = f"duplicate: same content as {seen[fp]}"
+                        continue
+                    seen[fp] = key
+            data.append(p)
+    return data, snaps, skipped
+
+
 # ----------------------------------------------------------------------------- replay
 
 GC_GEN0_THRESHOLD = 50_000
@@ -336,7 +389,8 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
                  snapshot_paths: Iterable[str | Path] = (),
                  report_builder: ReportBuilder | None = None,
                  venue: str = VENUE, progress: bool = False,
-                 engine: Engine | None = None) -> ReplayResult:
+                 engine: Engine | None = None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> ReplayResult:
     """Replay node files (and snapshot files) through one Engine.
 
     Snapshot files may be among ``paths`` (recognised by name) or in
@@ -345,13 +399,17 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     ``engine``: replay into this Engine (to inspect its ledger afterwards);
     by default a new one, whose ledger treats accounts absent from a loaded
     account-value snapshot as new (known from zero).
+
+    What is read is decided by :func:`plan_inputs` (directories, files that are
+    not inputs, the same content twice); a skipped path is in the result's
+    ``inputs`` with status ``skipped`` and the reason.
     """
     build = report_builder or default_report_builder
     horizons = tuple(int(h) for h in horizons_ms)
-    data_paths, snap_paths = [], [Path(p) for p in snapshot_paths]
-    for p in map(Path, paths):
-        (snap_paths if snapshot_kind(p) else data_paths).append(p)
+    data_paths, snap_paths, skipped = plan_inputs(paths, snapshot_paths)
     inputs = {str(p): InputReport(str(p)) for p in snap_paths + data_paths}
+    for path, note in skipped.items():
+        inputs[path] = InputReport(path, kind="skipped", status="skipped", message=note)
     sources = []
     engine_ = engine
     if snap_paths:
@@ -371,18 +429,27 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
         full = False
     if engine_ is None:
         engine_ = Engine(venue, gap_ms, horizons, Ledger(new_accounts_empty=full))
-    total_bytes = sum(p.stat().st_size for p in data_paths if p.exists())
+    total_bytes = sum(p.stat().st_size for p in data_paths if p.is_file())
     bar = _Progress(total_bytes, progress)
     for p in data_paths:
-        sources.append(_file_items(inputs[str(p)], venue, bar))
-    stream = sources[0] if len(sources) == 1 else heapq.merge(*sources, key=itemgetter(0))
+        sources.append(_file_items(inputs[str(p)], venue, bar, max_line_bytes))
+    stream = (iter(()) if not sources else sources[0] if len(sources) == 1
+              else heapq.merge(*sources, key=itemgetter(0)))
 
     waves: list[Wave] = []
     reports: list[dict] = []
 
+    report_errors: list[str] = []
+
     def emit(done: list[Wave]) -> None:
         for w in done:
-            report = build(w)
+            try:
+                report = build(w)
+            except Exception as exc:  # noqa: BLE001 - a report bug must not lose the wave or the replay
+                report = w.to_dict()
+                report["report_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                report_errors.append(f"wave {w.wave_id}: the report builder failed "
+                                     f"({report['report_error']}); the wave is reported without it")
             waves.append(w)
             reports.append(report)
             if on_wave is not None:
@@ -410,8 +477,10 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     inputs_out = {k: v.to_dict() for k, v in inputs.items()}
     errors = [e for v in inputs.values() for e in v.examples]
     errors += [v.message for v in inputs.values() if v.status != "ok"]
+    errors += report_errors
     totals = _totals(waves, horizons, stats, inputs_out, gap_ms)
     totals["paper_counted"] = paper_counted_totals(waves, horizons)
+    totals["report_errors"] = len(report_errors)
     return ReplayResult(waves, totals, inputs_out, errors, reports, stats,
                         (engine_.first_time_ms, engine_.last_time_ms))
 
@@ -490,8 +559,9 @@ def _dump(obj: Any) -> bytes:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="node_fills_by_block / node_fills / misc_events files (plain or .lz4) "
-                             "and snapshot files (account_value_snapshot_*.json, perp_positions_by_market_*.json)")
+                        help="node_fills_by_block / node_fills / misc_events files (plain or .lz4), "
+                             "snapshot files (account_value_snapshot_*.json, perp_positions_by_market_*.json), "
+                             "directories holding them, or - for standard input")
     parser.add_argument("--gap-ms", type=int, default=None,
                         help="a new wave after this much silence between ADL fills (default: config, 5000)")
     parser.add_argument("--horizons-ms", default=None,
@@ -503,6 +573,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wavelog", default=None, help="write one wave report per line (JSON) here")
     parser.add_argument("--metrics-out", default=None, help="write the Prometheus exposition of the replay here")
     parser.add_argument("--quiet", action="store_true", help="no per-wave table")
+    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES,
+                        help="a longer line is skipped and counted as line_too_long "
+                             f"(default {DEFAULT_MAX_LINE_BYTES:,}; the largest real block is ~5 MB)")
+
+
+def _output_problem(path: str) -> str | None:
+    """Why ``path`` cannot be written (None: it can), checked before any input is read."""
+    p = Path(path)
+    if p.is_dir():
+        return "is a directory"
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        return "not writable"
+    return None
 
 
 def _horizons(text: str) -> tuple[int, ...]:
@@ -550,7 +636,17 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"adlmon replay: {exc}", file=sys.stderr)
         return 2
-    missing = [p for p in args.paths if not Path(p).is_file()]
+    if args.max_line_bytes <= 0:
+        print(f"adlmon replay: --max-line-bytes {args.max_line_bytes}: must be a positive integer",
+              file=sys.stderr)
+        return 2
+    for flag, path in (("--report", args.report), ("--wavelog", args.wavelog),
+                       ("--metrics-out", args.metrics_out)):
+        problem = _output_problem(path) if path else None
+        if problem:
+            print(f"adlmon replay: {flag} {path}: {problem}", file=sys.stderr)
+            return 2
+    missing = [p for p in args.paths if p != archive.STDIN and not Path(p).exists()]
     if missing:
         print(f"adlmon replay: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -566,20 +662,33 @@ def main(args: argparse.Namespace) -> int:
                   f"perp_positions_by_market_* file", file=sys.stderr)
             return 2
 
-    wavelog = open(args.wavelog, "wb") if args.wavelog else None
+    try:
+        wavelog = open(args.wavelog, "wb") if args.wavelog else None
+    except OSError as exc:
+        print(f"adlmon replay: --wavelog {args.wavelog}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    write_errors: list[str] = []
 
     def on_wave(_wave: Wave, report: dict) -> None:
-        if wavelog is not None:
-            wavelog.write(_dump(report) + b"\n")
-            wavelog.flush()
+        if wavelog is not None and not write_errors:
+            try:
+                wavelog.write(_dump(report) + b"\n")
+                wavelog.flush()
+            except OSError as exc:  # a full disk: say so once, keep replaying
+                write_errors.append(f"--wavelog {args.wavelog}: {exc.strerror or exc}; "
+                                    f"waves from {report.get('wave_id', '?')} on are not in it")
 
     t0 = time.perf_counter()
     try:
         result = replay_files(args.paths, gap_ms, horizons, on_wave, snapshot_paths=snaps,
-                              report_builder=report_builder_for(cfg), progress=sys.stderr.isatty())
+                              report_builder=report_builder_for(cfg), progress=sys.stderr.isatty(),
+                              max_line_bytes=args.max_line_bytes)
     finally:
         if wavelog is not None:
-            wavelog.close()
+            try:
+                wavelog.close()
+            except OSError as exc:
+                write_errors.append(f"--wavelog {args.wavelog}: {exc.strerror or exc}")
     elapsed = time.perf_counter() - t0
 
     if not args.quiet:
@@ -594,6 +703,15 @@ def main(args: argparse.Namespace) -> int:
     fills = result.stats.get("fills", 0)
     print(f"replayed {fills:,} fills in {elapsed:.1f} s ({fills / max(elapsed, 1e-9):,.0f} fills/s)")
     for path, inp in result.inputs.items():
+        if inp["status"] == "skipped":
+            print(f"adlmon replay: skipped {path}: {inp['message']}", file=sys.stderr)
+            continue
+        if inp["out_of_order_lines"]:
+            print(f"adlmon replay: {path}: {inp['out_of_order_lines']:,} lines out of time order "
+                  "(earlier than a line before them; waves of this file may be merged or split)",
+                  file=sys.stderr)
+        for note in inp["notes"]:
+            print(f"adlmon replay: {path}: {note}", file=sys.stderr)
         if inp["error_count"]:
             print(f"{path}: {inp['error_count']} bad lines/events "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(inp['errors'].items()))})", file=sys.stderr)
@@ -601,10 +719,21 @@ def main(args: argparse.Namespace) -> int:
                 print(f"  {ex}", file=sys.stderr)
         if inp["status"] != "ok":
             print(f"adlmon replay: {inp['message']}", file=sys.stderr)
+    for e in result.errors:
+        if e.startswith("wave "):
+            print(f"adlmon replay: {e}", file=sys.stderr)
+    if not result.lines:
+        print("adlmon replay: warning: no input data was read (every input empty or skipped)",
+              file=sys.stderr)
     if args.report:
-        Path(args.report).write_bytes(orjson.dumps(
-            result.report(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
-    rc = 0 if result.ok else 1
+        try:
+            Path(args.report).write_bytes(orjson.dumps(
+                result.report(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+        except OSError as exc:
+            write_errors.append(f"--report {args.report}: {exc.strerror or exc}")
+    for problem in write_errors:
+        print(f"adlmon replay: {problem}", file=sys.stderr)
+    rc = 0 if result.ok and not write_errors else 1
     if args.metrics_out:
         try:
             from adlmon.metrics import write_replay_exposition
@@ -612,5 +741,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"adlmon replay: --metrics-out needs adlmon.metrics.write_replay_exposition ({exc})",
                   file=sys.stderr)
             return 2
-        write_replay_exposition(args.metrics_out, result.reports, result)
+        try:
+            write_replay_exposition(args.metrics_out, result.reports, result)
+        except OSError as exc:
+            print(f"adlmon replay: --metrics-out {args.metrics_out}: {exc.strerror or exc}", file=sys.stderr)
+            rc = 1
     return rc

@@ -191,16 +191,10 @@ def iso_ns(ns: int) -> str:
 
 
 def open_lines(path: str | Path):
-    """Iterate the byte lines of a plain or ``.lz4`` (LZ4 frame) file."""
-    path = Path(path)
-    if path.suffix == ".lz4":
-        import lz4.frame
+    """Iterate the byte lines of a plain or ``.lz4`` (LZ4 frame) file (the one reader, adlmon.io)."""
+    from adlmon.io.archive import read_lines
 
-        with lz4.frame.open(path, "rb") as fh:
-            yield from fh
-    else:
-        with open(path, "rb") as fh:
-            yield from fh
+    return read_lines(path)
 
 
 def iter_archive(res: "SimResult"):

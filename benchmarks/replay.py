@@ -1,7 +1,7 @@
 """Replay throughput on one simulated file of >= 1M fills (issue 2, acceptance).
 
 Measures in one run, on the same file, each pass through the same streaming
-reader (``adlmon.replay.read_lines(views=True)``: 1 MiB chunks, LZ4 frame
+reader (``adlmon.io.archive.read_lines(views=True)``: 1 MiB chunks, LZ4 frame
 decompression, lines as views of the decompressed chunk):
 
 - read: the lines only (what any reader pays);
@@ -51,7 +51,8 @@ from adlmon.engine.ledger import Ledger  # noqa: E402
 from adlmon.events import (  # noqa: E402
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Liquidation, PositionSnapshot,
 )
-from adlmon.replay import collecting_less, read_lines, replay_files  # noqa: E402
+from adlmon.io.archive import read_lines  # noqa: E402
+from adlmon.replay import collecting_less, replay_files  # noqa: E402
 from adlmon.venues.hyperliquid import parse  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

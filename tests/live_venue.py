@@ -17,7 +17,8 @@ import orjson
 from adlmon.app import Daemon, VenueClock
 from adlmon.config import HLP_LIQUIDATORS, parse_config
 from adlmon.events import Fill, FeedGap
-from adlmon.replay import read_lines, replay_files
+from adlmon.io.archive import read_lines
+from adlmon.replay import replay_files
 from adlmon.sim import simulate
 from adlmon.venues.hyperliquid.fake import FakeHyperliquid
 

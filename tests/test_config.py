@@ -76,14 +76,17 @@ def test_broken_toml_and_missing_file_are_clear(tmp_path):
         load_config(tmp_path / "absent.toml")
 
 
+def adlmon(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adlmon", *map(str, argv)],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_check_config_cli_prints_errors_and_exits_2(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[engine]\ngap_ms = 0\n")
-    r = subprocess.run([sys.executable, "-m", "adlmon", "check-config", str(bad)],
-                       capture_output=True, text=True, timeout=60)
+    r = adlmon("check-config", bad)
     assert r.returncode == 2 and "gap_ms = 0: must be a positive integer" in r.stderr
-    ok = subprocess.run([sys.executable, "-m", "adlmon", "check-config", str(ROOT / "config.toml")],
-                        capture_output=True, text=True, timeout=60)
+    ok = adlmon("check-config", ROOT / "config.toml")
     assert ok.returncode == 0 and "[venues.hyperliquid]" in ok.stdout
 
 
@@ -130,3 +133,14 @@ def test_check_config_without_an_argument_uses_config_toml_or_the_defaults(tmp_p
 def load_config_text(text: str) -> Config:
     import tomllib
     return parse_config(tomllib.loads(text), "stdout")
+
+
+def test_empty_horizons_are_refused_by_check_config_before_replay_or_run_use_them(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nhorizons_ms = []\n")
+    r = adlmon("check-config", bad)
+    assert r.returncode == 2 and "horizons_ms = []: must be a non-empty list" in r.stderr
+    data = tmp_path / "node_fills_by_block.jsonl"
+    data.write_bytes((ROOT / "tests/fixtures/hyperliquid/adl_block_758800641.jsonl").read_bytes())
+    r = adlmon("replay", data, "--config", bad)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "horizons_ms" in r.stderr

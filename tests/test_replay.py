@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from adlmon import replay
+from adlmon.io import archive
 from adlmon.engine.engine import Engine
 from adlmon.engine.ledger import Ledger
 from adlmon.events import ADL, BUY, LIQUIDATION, SELL, Liquidation
@@ -142,8 +143,9 @@ def test_line_views_are_the_byte_lines_whatever_the_chunking(tmp_path, monkeypat
         data = b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
         path = tmp_path / f"f{case}{suffix}"
         path.write_bytes(lz4.frame.compress(data) if suffix else data)
-        monkeypatch.setattr(replay, "CHUNK_BYTES", rng.randint(1, 30))
-        assert [bytes(v) for v in replay.read_lines(path, views=True)] == list(replay.read_lines(path))
+        monkeypatch.setattr(archive, "CHUNK_BYTES", rng.randint(1, 30))
+        assert [bytes(v) for v in archive.read_lines(path, views=True)] == list(archive.read_lines(path))
+        assert list(archive.read_lines(path)) == data.split(b"\n")[:-1] + [x for x in data.split(b"\n")[-1:] if x]
 
 
 def test_garbage_missing_field_and_bad_number_are_reported_by_file_and_line(tmp_path):
@@ -218,7 +220,7 @@ def test_a_file_that_is_not_lz4_stops_at_line_1(tmp_path):
     other = tmp_path / "fills.jsonl"
     other.write_bytes(ADL_LINE.read_bytes())
     res = replay.replay_files([path, other], 5000, (0,))
-    assert res.inputs[str(path)]["status"] == "stopped"
+    assert res.inputs[str(path)]["status"] == "corrupt" and not res.ok
     assert f"{path}:1: corrupt" in res.inputs[str(path)]["message"]
     assert len(res.waves) == 1  # the other file still replays
 

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import AsyncIterator, Sequence
 
 import orjson
 
 from adlmon import events as ev
+from adlmon.validate import check_event
+
+log = logging.getLogger(__name__)
 
 SUBJECT_PREFIX = "adlmon.events"
 MAX_EVENTS = 2000  # per message: 2000 fills encode to ~0.6 MB, under NATS's 1 MB default
@@ -57,16 +61,26 @@ def encode(events: Sequence) -> bytes:
 
 
 def decode(data: bytes) -> list:
+    """A message -> its events, each checked against the typed boundary
+    (``adlmon.validate.check_event``: a subject anyone can publish on is outside
+    input). Anything else raises ``ParseError``."""
     out = []
-    for item in orjson.loads(data):
-        name, values = item[0], item[1:]
-        cls = _TYPES[name]
-        kw = dict(zip(_FIELDS[name], values))
-        if name == "Fill" and kw.get("liquidation") is not None:
-            kw["liquidation"] = ev.Liquidation(*kw["liquidation"])
-        elif name == "AccountSnapshot":
-            kw["positions"] = tuple(ev.PositionSnapshot(*p) for p in kw["positions"])
-        out.append(cls(**kw))
+    try:
+        for item in orjson.loads(data):
+            name, values = item[0], item[1:]
+            cls = _TYPES[name]
+            kw = dict(zip(_FIELDS[name], values))
+            if name == "Fill" and kw.get("liquidation") is not None:
+                kw["liquidation"] = ev.Liquidation(*kw["liquidation"])
+            elif name == "AccountSnapshot":
+                kw["positions"] = tuple(ev.PositionSnapshot(*p) for p in kw["positions"])
+            e = cls(**kw)
+            check_event(e)
+            out.append(e)
+    except ev.ParseError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # orjson's error is a ValueError
+        raise ev.ParseError("bad_value", f"bus message: {type(exc).__name__}: {exc}"[:300]) from None
     return out
 
 
@@ -88,6 +102,7 @@ class NatsBus:
         self.ack_wait_s = ack_wait_s  # an unacknowledged batch is redelivered after this
         self.published = 0
         self.consumed = 0
+        self.rejected = 0  # messages refused at the typed boundary
         self._closed = False
         self._sub = None
 
@@ -139,7 +154,18 @@ class NatsBus:
             except nats.errors.ConnectionClosedError:
                 return
             for msg in msgs:
-                events = decode(msg.data)
+                try:
+                    events = decode(msg.data)
+                except ev.ParseError as exc:  # never applied, never redelivered, counted
+                    self.rejected += 1
+                    if self.rejected <= 10 or self.rejected % 1000 == 0:
+                        log.warning("NATS bus: message %d refused (%s); %d so far", self.rejected, exc,
+                                    self.rejected)
+                    try:
+                        await msg.term()
+                    except nats.errors.ConnectionClosedError:
+                        return
+                    continue
                 self.consumed += len(events)
                 yield events
                 try:

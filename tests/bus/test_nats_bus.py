@@ -104,3 +104,30 @@ async def test_a_restarted_engine_resumes_after_the_last_batch_it_acknowledged(n
         await second.close()
     assert got[0] == EVENTS[:3]
     assert rest == EVENTS[3:]  # batch 2 redelivered, nothing lost, batch 1 not repeated
+
+
+@pytest.mark.parametrize("poison", [
+    b"not json",
+    b'[["Mark", "hyperliquid", ["BTC"], 1.0, null, 3]]',             # a list as coin
+    b'[["LedgerUpdate", "hyperliquid", {"u": 1}, "liquidation", 0.0, 5, -1.0, true]]',
+    b'[["Fill", "hyperliquid", "BTC", "0xaa", "buy", 1.0, 0.1, 18446744073709551616, 0.0, '
+    b'"open", 0.0, 0.0, 7, "", null, "Open Long"]]',                 # time beyond int64
+    b'[["Nope"]]', b'[5]', b'{"a": 1}',
+])
+def test_a_message_that_breaks_the_typed_boundary_is_a_parse_error(poison):
+    from adlmon.events import ParseError
+
+    with pytest.raises(ParseError):
+        decode(poison)
+
+
+async def test_a_poisoned_message_is_refused_counted_and_the_consumer_goes_on(nats_url):
+    bus = await NatsBus.connect(nats_url, "TEST", "hyperliquid", max_events=2000)
+    try:
+        await bus.js.publish("adlmon.events.hyperliquid", b'[["Mark", "hyperliquid", ["BTC"], 1.0, null, 3]]')
+        await bus.js.publish("adlmon.events.hyperliquid", b"garbage")
+        await bus.publish(EVENTS)
+        got = await take(bus, len(EVENTS))
+    finally:
+        await bus.close()
+    assert got == EVENTS and bus.rejected == 2

@@ -4,6 +4,7 @@ from aiohttp import web
 
 from adlmon.net.backoff import Backoff
 from adlmon.net.rest import RestClient, RestError, WeightLimiter
+from tests.local_http import serve_post
 
 
 class FakeTime:
@@ -77,15 +78,8 @@ async def info_server():
             return web.Response(text="<html>")
         return web.json_response({"echo": body})
 
-    app = web.Application()
-    app.router.add_post("/info", info)
-    runner = web.AppRunner(app, shutdown_timeout=0.2)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/info", state
-    await runner.cleanup()
+    async with serve_post("/info", info) as url:
+        yield url, state
 
 
 async def test_post_returns_json_and_429_is_retried_after_retry_after(info_server):

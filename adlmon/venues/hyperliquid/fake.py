@@ -47,7 +47,7 @@ from aiohttp import WSMsgType, web
 from adlmon.config import HLP_LIQUIDATORS, HLP_VAULT
 from adlmon.engine.ledger import Ledger
 from adlmon.events import Funding, LedgerUpdate
-from adlmon.replay import read_lines
+from adlmon.io.archive import read_lines
 from adlmon.sim import num
 from adlmon.venues.hyperliquid.parse import fill_rows, parse_node_line
 from adlmon.venues.hyperliquid.snapshot import find_snapshot_files, load_snapshot

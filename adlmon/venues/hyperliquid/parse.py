@@ -14,10 +14,14 @@ Classification (DESIGN §3, venues.md §1.3):
   ``Long > Short``/``Short > Long`` -> ``close`` (they close first);
 - anything else -> ``other`` (kept and applied to positions; the engine counts it).
 
-Numbers arrive as strings. They are read with ``float()`` and rejected unless
-finite (``nan``/``inf`` and non-numbers -> ``ParseError("bad_number")``); a
-missing required key -> ``ParseError("missing_field")``. ``float`` also accepts
-``"1_000"`` and surrounding blanks; those are unambiguous numbers and pass.
+Every value passes the typed boundary (``adlmon/validate.py``): numbers are read
+with ``float()`` and rejected unless finite (``nan``/``inf`` and non-numbers ->
+``ParseError("bad_number")``) and within ±1e18, prices and sizes >= 1e-12
+(``out_of_range``); times and
+tids must fit int64 (``out_of_range``); users and coins are non-empty strings;
+a missing required key -> ``ParseError("missing_field")``. ``float`` also
+accepts ``"1_000"`` and surrounding blanks; those are unambiguous numbers and pass.
+The fast paths below test the same rules inline, so both paths agree.
 
 Speed: replaying an archive hour means millions of fills, so the fill path builds
 plain tuples laid out exactly as ``Fill``'s fields (:func:`fill_rows`);
@@ -32,13 +36,14 @@ so both give the same rows and the same errors.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
 from itertools import chain
+from math import hypot
 from operator import itemgetter
 from typing import Any, Iterable
 
 import orjson
 
+from adlmon import validate
 from adlmon.events import (
     ADL, BUY, CLOSE, LIQUIDATION, OPEN, OTHER, SELL,
     AccountSnapshot, Event, Fill, Funding, LedgerUpdate, Liquidation, Mark,
@@ -72,60 +77,17 @@ _IGNORED_CHANNELS = frozenset({
 
 # ----------------------------------------------------------------------------- numbers
 
-def number(value: Any, field: str) -> float:
-    """A finite float from a venue number (usually a decimal string).
-
-    Raises ``ParseError("bad_number")`` for non-numbers, booleans, nan and inf.
-    """
-    if value is True or value is False:
-        raise ParseError("bad_number", f"{field}: {value!r} is not a number")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ParseError("bad_number", f"{field}: {value!r} is not a number") from None
-    if x - x != 0.0:  # nan or ±inf
-        raise ParseError("bad_number", f"{field}: {value!r} is not a finite number")
-    return x
-
-
-def _opt_number(value: Any, field: str) -> float | None:
-    return None if value is None else number(value, field)
-
-
-def time_ms(value: Any, field: str = "time") -> int:
-    """Milliseconds from an int, a digit string, or an ISO-8601 UTC timestamp
-    (node files write ``2025-10-10T21:16:04.831874687``: nanoseconds, no zone)."""
-    if value.__class__ is int:
-        return value
-    if isinstance(value, float) and value - value == 0.0:
-        return int(value)
-    if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
-        return _iso_ms(value, field)
-    if value is None:
-        raise ParseError("missing_field", f"{field} is missing")
-    raise ParseError("bad_number", f"{field}: {value!r} is not a time")
-
-
-def _iso_ms(text: str, field: str) -> int:
-    s = text.strip()
-    if s.endswith("Z"):
-        s = s[:-1]
-    tz = None
-    if len(s) > 19 and s[-6] in "+-" and s[-3] == ":":
-        tz, s = s[-6:], s[:-6]
-    head, _, frac = s.partition(".")
-    try:
-        if frac and not frac.isdigit():
-            raise ValueError
-        dt = datetime.fromisoformat(head + (tz or ""))
-    except ValueError:
-        raise ParseError("bad_number", f"{field}: {text!r} is not a time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    ms = int(dt.timestamp()) * 1000
-    return ms + (int((frac + "000")[:3]) if frac else 0)
+# The boundary's vocabulary (adlmon/validate.py), under the names callers know.
+number = validate.number
+_opt_number = validate.opt_number
+time_ms = validate.time_ms
+_field = validate.field
+_name = validate.name
+_user = validate.user
+_MAX_T = validate.MAX_TIME_MS
+_MAX_ID = validate.INT64_MAX
+_MAX_ABS = validate.MAX_ABS
+_MIN_POS = validate.MIN_POSITIVE
 
 
 def _loads(data: bytes | str) -> Any:
@@ -135,27 +97,18 @@ def _loads(data: bytes | str) -> Any:
         raise ParseError("bad_json", f"not JSON: {exc}") from None
 
 
-def _field(obj: Any, key: str, where: str) -> Any:
-    try:
-        value = obj[key]
-    except (KeyError, TypeError, IndexError):
-        raise ParseError("missing_field", f"{where}: {key!r} is missing") from None
-    if value is None:
-        raise ParseError("missing_field", f"{where}: {key!r} is null")
-    return value
-
-
 # ----------------------------------------------------------------------------- fills
 
 def _liquidation(f: dict) -> Liquidation | None:
     lq = f.get("liquidation")
     if lq is not None:
-        if not isinstance(lq, dict):
-            raise ParseError("bad_value", f"liquidation: {lq!r} is not an object")
+        lq = validate.obj(lq, "liquidation")
         user = lq.get("liquidatedUser")
-        return Liquidation(user if isinstance(user, str) else None,
+        # A liquidatedUser that is not a user name cannot be this fill's user: no
+        # liquidation of it, the fill stays (its position effect is kept).
+        return Liquidation(user if user.__class__ is str else None,
                            number(_field(lq, "markPx", "liquidation"), "liquidation.markPx"),
-                           lq.get("method") or "")
+                           validate.text(lq.get("method"), "liquidation.method"))
     old = f.get("liquidationMarkPx")  # early-2024 fills (venues.md §1.3)
     if old is not None:
         return Liquidation(None, number(old, "liquidationMarkPx"), "")
@@ -168,40 +121,42 @@ def _classify(d: str, user: str, liq: Liquidation | None) -> str:
     return OTHER
 
 
+# Coins that passed validate.name: the fast paths test a coin by one lookup here
+# (filled by the precise path, bounded: cleared when full).
+_OK_COINS: dict[str, None] = {}
+_OK_COINS_MAX = 100_000
+
+
+def _coin(value: Any) -> str:
+    coin = _name(value, "fill coin")
+    if len(_OK_COINS) >= _OK_COINS_MAX:
+        _OK_COINS.clear()
+    _OK_COINS[coin] = None
+    return coin
+
+
 def _fill_row_checked(user: Any, f: Any, venue: str) -> tuple:
     """The slow, precise path: says which field is wrong."""
-    if not isinstance(f, dict):
-        raise ParseError("bad_value", f"fill: {f!r:.80} is not an object")
-    if not isinstance(user, str) or not user:
-        raise ParseError("missing_field" if user is None else "bad_value", f"fill user: {user!r}")
+    f = validate.obj(f, "fill")
+    user = _user(user, "fill user")
     for key in _REQUIRED_FILL_KEYS:
         _field(f, key, "fill")
-    coin = f["coin"]
-    if not isinstance(coin, str) or not coin:
-        raise ParseError("bad_value", f"fill coin: {coin!r}")
+    coin = _coin(f["coin"])
     side = _SIDES.get(f["side"]) if isinstance(f["side"], str) else None
     if side is None:
-        raise ParseError("bad_value", f"fill side: {f['side']!r} (expected 'B' or 'A')")
-    px = number(f["px"], "px")
-    sz = number(f["sz"], "sz")
-    if sz <= 0.0:
-        raise ParseError("bad_value", f"fill sz: {f['sz']!r} must be > 0")
-    if px <= 0.0:
-        raise ParseError("bad_value", f"fill px: {f['px']!r} must be > 0")
+        raise ParseError("bad_value", f"fill side: {f['side']!r:.40} (expected 'B' or 'A')")
+    px = validate.positive(f["px"], "fill px")
+    sz = validate.positive(f["sz"], "fill sz")
     start = number(f["startPosition"], "startPosition")
     pnl = number(f["closedPnl"], "closedPnl")
     fee = number(f["fee"], "fee")
     t = time_ms(f["time"])
-    d = f["dir"]
-    if not isinstance(d, str):
-        raise ParseError("bad_value", f"fill dir: {d!r}")
+    d = validate.text(f["dir"], "fill dir")
     liq = _liquidation(f)
     kind = _DIR_KIND.get(d) or _classify(d, user, liq)
-    tid = f.get("tid") or 0
-    if tid.__class__ is not int:
-        tid = int(number(tid, "tid"))
+    tid = validate.ident(f.get("tid") or 0, "tid")
     return (venue, coin, user, side, px, sz, t, start, kind, pnl, fee,
-            tid, f.get("hash") or "", liq, d)
+            tid, validate.text(f.get("hash"), "hash"), liq, d)
 
 
 def fill_rows(pairs: Iterable, venue: str = VENUE, errors: list | None = None) -> list[tuple]:
@@ -250,29 +205,38 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
     k = dict(zip(f0, f0)).get
     numbers = itemgetter(k("px", "px"), k("sz", "sz"), k("startPosition", "startPosition"),
                          k("closedPnl", "closedPnl"), k("fee", "fee"))
-    text = "e0,".join(_concat(map(numbers, map(_second, pairs))))
+    fills = list(map(_second, pairs))
+    text = "e0,".join(_concat(map(numbers, fills)))
     if '"' in text or "[" in text or "{" in text:
         return None
     values = orjson.loads("[" + text + "e0]")
     if len(values) != 5 * len(pairs):
         return None
-    total = sum(values)
-    if total - total != 0.0:  # an overflow to ±inf (or a sum that overflows)
+    # |x| <= ‖values‖ <= MAX_ABS for each (and ±inf fails); a block beyond it (never a
+    # real one) goes fill by fill, which tells the numbers apart
+    if hypot(*values) > _MAX_ABS:
         return None
-    k_time, k_coin, k_tid, k_dir = k("time", "time"), k("coin", "coin"), k("tid", "tid"), k("dir", "dir")
+    # times and tids: their ranges in bulk (C loops), their types per fill below
+    times = list(map(itemgetter(k("time", "time")), fills))
+    tids = list(map(itemgetter(k("tid", "tid")), fills))
+    if min(times) < 0 or max(times) > _MAX_T or min(tids) < 0 or max(tids) > _MAX_ID:
+        return None
+    k_coin, k_dir = k("coin", "coin"), k("dir", "dir")
     k_liq, k_side, k_hash = k("liquidation", "liquidation"), k("side", "side"), k("hash", "hash")
     k_old_mark = k("liquidationMarkPx", "liquidationMarkPx")
     sides = _SIDES
     dir_kind = _DIR_KIND
+    min_pos, ok_coins = _MIN_POS, _OK_COINS
     rows = []
     append = rows.append
     it = iter(values)
-    for (user, f), px, sz, start, pnl, fee in zip(pairs, it, it, it, it, it):
-        t = f[k_time]
+    for (user, f), t, tid, px, sz, start, pnl, fee in zip(pairs, times, tids, it, it, it, it, it):
         coin = f[k_coin]
-        tid = f[k_tid]
-        if (t.__class__ is not int or tid.__class__ is not int or sz <= 0.0 or px <= 0.0
-                or coin.__class__ is not str or user.__class__ is not str):
+        h = f[k_hash]
+        if (t.__class__ is not int or tid.__class__ is not int
+                or sz < min_pos or px < min_pos
+                or coin not in ok_coins or user.__class__ is not str or not user
+                or h.__class__ is not str):
             return None
         d = f[k_dir]
         lq = f.get(k_liq)
@@ -286,14 +250,16 @@ def _block_rows(pairs: list, venue: str) -> list[tuple] | None:
         else:
             mark = float(lq["markPx"])
             lu = lq.get("liquidatedUser")
-            if mark - mark != 0.0 or (lu is not None and lu.__class__ is not str):
+            method = lq.get("method") or ""
+            if (not -_MAX_ABS <= mark <= _MAX_ABS or (lu is not None and lu.__class__ is not str)
+                    or method.__class__ is not str):
                 return None
-            liq = Liquidation(lu, mark, lq.get("method") or "")
+            liq = Liquidation(lu, mark, method)
             kind = dir_kind.get(d)
             if kind is None:
                 kind = _classify(d, user, liq)
         append((venue, coin, user, sides[f[k_side]], px, sz, t, start, kind, pnl, fee,
-                tid, f[k_hash], liq, d))
+                tid, h, liq, d))
     return rows
 
 
@@ -303,6 +269,7 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
     append = rows.append
     sides = _SIDES
     dir_kind = _DIR_KIND
+    max_abs, min_pos, ok_coins, max_t, max_id = _MAX_ABS, _MIN_POS, _OK_COINS, _MAX_T, _MAX_ID
     n_errors = 0
     for pair in pairs:
         try:
@@ -323,11 +290,16 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
             t = f["time"]
             coin = f["coin"]
             tid = f["tid"]
+            h = f["hash"]
             if ((px - px) + (sz - sz) + (start - start) + (pnl - pnl) + (fee - fee) != 0.0
                     or p_.__class__ is not str or s_.__class__ is not str or a_.__class__ is not str
                     or c_.__class__ is not str or e_.__class__ is not str
-                    or t.__class__ is not int or tid.__class__ is not int or sz <= 0.0 or px <= 0.0
-                    or coin.__class__ is not str or user.__class__ is not str):
+                    or t.__class__ is not int or tid.__class__ is not int or t > max_t or tid > max_id or (t | tid) < 0
+                    or sz < min_pos or px < min_pos
+                    or coin not in ok_coins or user.__class__ is not str or not user
+                    or h.__class__ is not str
+                    or px > max_abs or sz > max_abs or not -max_abs <= start <= max_abs
+                    or not -max_abs <= pnl <= max_abs or not -max_abs <= fee <= max_abs):
                 raise ValueError  # rare: let the precise path say what is wrong
             d = f["dir"]
             lq = f.get("liquidation")
@@ -341,14 +313,16 @@ def _fill_rows_each(pairs: Iterable, venue: str, errors: list | None) -> list[tu
             else:
                 mark = float(lq["markPx"])
                 lu = lq.get("liquidatedUser")
-                if mark - mark != 0.0 or (lu is not None and lu.__class__ is not str):
+                method = lq.get("method") or ""
+                if (not -max_abs <= mark <= max_abs or (lu is not None and lu.__class__ is not str)
+                        or method.__class__ is not str):
                     raise ValueError
-                liq = Liquidation(lu, mark, lq.get("method") or "")
+                liq = Liquidation(lu, mark, method)
                 kind = dir_kind.get(d)
                 if kind is None:
                     kind = _classify(d, user, liq)
             append((venue, coin, user, sides[f["side"]], px, sz, t, start, kind, pnl, fee,
-                    tid, f["hash"], liq, d))
+                    tid, h, liq, d))
         except Exception:  # noqa: BLE001 - re-parsed precisely below
             try:
                 append(_fill_row_checked(*_pair(pair), venue))
@@ -422,13 +396,13 @@ def ledger_delta_events(delta: dict, users: list | tuple, t: int,
     = the pre-liquidation ``accountValue``. Spot/staking types move no perp cash.
     Unknown types -> ``LedgerUpdate(known=False)`` with no cash change.
     """
-    if not isinstance(delta, dict):
-        raise ParseError("bad_value", f"ledger delta: {delta!r:.80} is not an object")
-    kind = _field(delta, "type", "ledger delta")
-    user = delta.get("user") or (users[0] if users else None)
+    delta = validate.obj(delta, "ledger delta")
+    kind = validate.text(_field(delta, "type", "ledger delta"), "ledger delta type")
+    users = [_user(u, f"users[{i}]") for i, u in enumerate(validate.array(users, "users"))]
+    user = validate.opt_user(delta.get("user"), "ledger delta user") or (users[0] if users else None)
     if kind == "funding":
         u = user if user else _field(delta, "user", "funding")
-        return [Funding(venue, u, _field(delta, "coin", "funding"),
+        return [Funding(venue, u, _name(_field(delta, "coin", "funding"), "funding coin"),
                         number(_field(delta, "usdc", "funding"), "usdc"), t)]
     if not user and kind not in ("vaultDistribution",):
         raise ParseError("missing_field", f"ledger delta {kind!r}: no user")
@@ -445,7 +419,8 @@ def ledger_delta_events(delta: dict, users: list | tuple, t: int,
     if kind in _TRANSFERS:
         amount = number(_field(delta, "usdc", kind), "usdc")
         fee = number(delta.get("fee") or 0, "fee")
-        dest = delta.get("destination") or (users[1] if len(users) > 1 else None)
+        dest = validate.opt_name(delta.get("destination"), f"{kind} destination") or (
+            users[1] if len(users) > 1 else None)
         out = [upd(user, kind, -(amount + fee))]
         if dest:
             out.append(upd(dest, kind, amount))
@@ -455,7 +430,7 @@ def ledger_delta_events(delta: dict, users: list | tuple, t: int,
         return [upd(user, kind, amount if delta.get("toPerp") else -amount)]
     if kind in ("vaultDeposit", "vaultCreate"):
         amount = number(_field(delta, "usdc", kind), "usdc")
-        vault = delta.get("vault")
+        vault = validate.opt_name(delta.get("vault"), f"{kind} vault")
         out = [upd(user, kind, -amount)]
         if vault:
             out.append(upd(vault, kind, amount))
@@ -463,12 +438,12 @@ def ledger_delta_events(delta: dict, users: list | tuple, t: int,
     if kind == "vaultWithdraw":
         net = number(delta.get("netWithdrawnUsd", delta.get("usdc", 0)), "netWithdrawnUsd")
         out = [upd(user, kind, net)]
-        vault = delta.get("vault")
+        vault = validate.opt_name(delta.get("vault"), f"{kind} vault")
         if vault:
             out.append(upd(vault, kind, -number(delta.get("requestedUsd", net), "requestedUsd")))
         return out
     if kind in ("vaultDistribution", "vaultLeaderCommission"):
-        target = user or delta.get("vault")
+        target = user or validate.opt_name(delta.get("vault"), f"{kind} vault")
         if not target:
             raise ParseError("missing_field", f"ledger delta {kind!r}: no user")
         return [upd(target, kind, number(_field(delta, "usdc", kind), "usdc"))]
@@ -477,7 +452,7 @@ def ledger_delta_events(delta: dict, users: list | tuple, t: int,
         return [upd(user, kind, 0.0, av)]
     if kind in _KNOWN_NO_CASH:
         return [upd(user, kind, 0.0)]
-    return [LedgerUpdate(venue, user, str(kind), 0.0, t, None, False)]
+    return [LedgerUpdate(venue, user, kind, 0.0, t, None, False)]
 
 
 def misc_events(obj: dict, venue: str = VENUE) -> list[Event]:
@@ -490,13 +465,12 @@ def misc_events(obj: dict, venue: str = VENUE) -> list[Event]:
     become ``LedgerUpdate(known=False)``. The API form ``{time, hash, delta}``
     (with ``user`` in the delta or the line) is accepted too.
     """
-    if not isinstance(obj, dict):
-        raise ParseError("bad_value", f"misc_events line: {obj!r:.80} is not an object")
+    obj = validate.obj(obj, "misc_events line")
     t = time_ms(_field(obj, "time", "misc_events"))
     inner = obj.get("inner")
     if inner is None:
         if "delta" in obj:
-            user = obj.get("user")
+            user = validate.opt_user(obj.get("user"), "misc_events user")
             return ledger_delta_events(obj["delta"], [user] if user else [], t, venue)
         raise ParseError("missing_field", "misc_events line: 'inner' is missing")
     if not isinstance(inner, dict) or len(inner) != 1:
@@ -505,23 +479,25 @@ def misc_events(obj: dict, venue: str = VENUE) -> list[Event]:
     if not isinstance(body, dict):
         body = {"value": body}
     if variant == "LedgerUpdate":
-        users = body.get("users") or []
-        return ledger_delta_events(_field(body, "delta", "LedgerUpdate"), users, t, venue)
+        users = body.get("users")
+        return ledger_delta_events(_field(body, "delta", "LedgerUpdate"),
+                                   [] if users is None else users, t, venue)
     if variant == "Funding":
         out: list[Event] = []
-        for d in _field(body, "deltas", "Funding"):
+        for d in validate.array(_field(body, "deltas", "Funding"), "Funding deltas"):
+            d = validate.obj(d, "Funding delta")
             key = "funding_amount" if "funding_amount" in d else "usdc"
-            out.append(Funding(venue, _field(d, "user", "Funding delta"),
-                               _field(d, "coin", "Funding delta"),
+            out.append(Funding(venue, _user(_field(d, "user", "Funding delta"), "Funding delta user"),
+                               _name(_field(d, "coin", "Funding delta"), "Funding delta coin"),
                                number(_field(d, key, "Funding delta"), key), t))
         return out
     if variant in ("CDeposit", "CWithdrawal"):
-        user = _field(body, "user", variant)
+        user = _user(_field(body, "user", variant), f"{variant} user")
         key = "usdc" if "usdc" in body else "amount"
         amount = number(_field(body, key, variant), key)
         kind = "deposit" if variant == "CDeposit" else "withdraw"
         return [LedgerUpdate(venue, user, kind, amount if kind == "deposit" else -amount, t)]
-    user = body.get("user") or ""
+    user = validate.opt_user(body.get("user"), f"{variant} user") or ""
     return [LedgerUpdate(venue, user, variant, 0.0, t, None, False)]
 
 
@@ -543,7 +519,8 @@ def misc_block_events(obj: dict, venue: str = VENUE, errors: list | None = None)
 
     A bad event raises, or with ``errors`` given is appended as ``(index, ParseError)``."""
     out: list[Event] = []
-    for i, e in enumerate(_field(obj, "events", "misc_events block")):
+    for i, e in enumerate(validate.array(_field(obj, "events", "misc_events block"),
+                                         "misc_events block events")):
         try:
             out.extend(misc_events(e, venue))
         except ParseError as exc:
@@ -612,114 +589,175 @@ def parse_ws_message(obj: Any, user: str | None = None, recv_ms: int = 0,
     - ``error`` -> ParseError("venue_error"); an unknown channel ->
       ParseError("unknown_channel").
     """
-    if not isinstance(obj, dict):
-        raise ParseError("bad_value", f"websocket message: {obj!r:.80} is not an object")
+    obj = validate.obj(obj, "websocket message")
     channel = obj.get("channel")
     data = obj.get("data")
+    if channel.__class__ is not str:
+        raise ParseError("bad_value", f"websocket message: channel {channel!r:.80} is not a string")
     if channel in _IGNORED_CHANNELS:
         return []
     if channel == "error":
         raise ParseError("venue_error", f"venue error: {data!r:.200}")
     if data is None:
         raise ParseError("missing_field", f"websocket message on {channel!r}: 'data' is missing")
+    if channel == "trades":
+        return _trade_marks(data, venue)
+    data = validate.obj(data, channel)
     if channel == "userFills":
-        who = data.get("user") or user
-        rows = fill_rows(((who, f) for f in _field(data, "fills", "userFills")), venue)
+        who = _user(data.get("user") or user, "userFills user")
+        fills = validate.array(_field(data, "fills", "userFills"), "userFills fills")
+        rows = fill_rows([(who, f) for f in fills], venue)
         if data.get("isSnapshot"):
             rows.sort(key=lambda r: (r[6], r[11]))
         return [Fill(*r) for r in rows]
     if channel == "user":
         return _user_events(data, user, recv_ms, venue)
     if channel == "userFundings":
-        who = data.get("user") or user
-        return [Funding(venue, who, _field(f, "coin", "funding"),
-                        number(_field(f, "usdc", "funding"), "usdc"), time_ms(_field(f, "time", "funding")))
-                for f in _field(data, "fundings", "userFundings")]
+        who = _user(data.get("user") or user, "userFundings user")
+        return [_funding(venue, who, f, None) for f in
+                validate.array(_field(data, "fundings", "userFundings"), "userFundings fundings")]
     if channel == "userNonFundingLedgerUpdates":
-        who = data.get("user") or user
+        who = _user(data.get("user") or user, "userNonFundingLedgerUpdates user")
         out: list[Event] = []
-        for u in _field(data, "nonFundingLedgerUpdates", "userNonFundingLedgerUpdates"):
+        for u in validate.array(_field(data, "nonFundingLedgerUpdates", "userNonFundingLedgerUpdates"),
+                                "nonFundingLedgerUpdates"):
             out.extend(ledger_delta_events(_field(u, "delta", "ledger update"), [who],
                                            time_ms(_field(u, "time", "ledger update")), venue))
         return out
     if channel == "activeAssetCtx":
-        ctx = _field(data, "ctx", "activeAssetCtx")
-        return [Mark(venue, _field(data, "coin", "activeAssetCtx"),
+        ctx = validate.obj(_field(data, "ctx", "activeAssetCtx"), "activeAssetCtx.ctx")
+        return [Mark(venue, _name(_field(data, "coin", "activeAssetCtx"), "activeAssetCtx coin"),
                      number(_field(ctx, "markPx", "activeAssetCtx.ctx"), "markPx"),
-                     _opt_number(ctx.get("oraclePx"), "oraclePx"), recv_ms)]
+                     _opt_number(ctx.get("oraclePx"), "oraclePx"), time_ms(recv_ms, "receive time"))]
     if channel == "allMids":
-        mids = _field(data, "mids", "allMids")
-        return [Mark(venue, coin, number(px, f"mids.{coin}"), None, recv_ms)
+        mids = validate.obj(_field(data, "mids", "allMids"), "allMids mids")
+        t = time_ms(recv_ms, "receive time")
+        return [Mark(venue, _name(coin, "allMids coin"), number(px, f"mids.{coin:.40}"), None, t)
                 for coin, px in mids.items() if not coin.startswith("@")]
-    if channel == "trades":
-        last: dict[str, tuple[int, float]] = {}
-        for tr in data:
-            coin = _field(tr, "coin", "trade")
-            t = time_ms(_field(tr, "time", "trade"))
-            px = number(_field(tr, "px", "trade"), "px")
-            if coin not in last or t >= last[coin][0]:
-                last[coin] = (t, px)
-        return [Mark(venue, coin, px, None, t) for coin, (t, px) in last.items()]
     if channel == "clearinghouseState":
-        who = data.get("user") or user
+        who = _user(data.get("user") or user, "clearinghouseState user")
         state = data.get("clearinghouseState", data)
         return [parse_clearinghouse_state(who, state, recv_ms, venue)]
-    raise ParseError("unknown_channel", f"unknown websocket channel {channel!r}")
+    raise ParseError("unknown_channel", f"unknown websocket channel {channel!r:.80}")
+
+
+def _trade_marks(data: Any, venue: str) -> list[Mark]:
+    last: dict[str, tuple[int, float]] = {}
+    for tr in validate.array(data, "trades"):
+        coin = _name(_field(tr, "coin", "trade"), "trade coin")
+        t = time_ms(_field(tr, "time", "trade"))
+        px = number(_field(tr, "px", "trade"), "px")
+        if coin not in last or t >= last[coin][0]:
+            last[coin] = (t, px)
+    return [Mark(venue, coin, px, None, t) for coin, (t, px) in last.items()]
+
+
+def _funding(venue: str, user: str, f: Any, default_ms: int | None) -> Funding:
+    f = validate.obj(f, "funding")
+    t = f.get("time", default_ms)
+    return Funding(venue, user, _name(_field(f, "coin", "funding"), "funding coin"),
+                   number(_field(f, "usdc", "funding"), "usdc"), time_ms(t, "funding time"))
 
 
 def _user_events(data: dict, user: str | None, recv_ms: int, venue: str) -> list[Event]:
     if "fills" in data:
-        rows = fill_rows(((user, f) for f in data["fills"]), venue)
-        return [Fill(*r) for r in rows]
+        who = _user(user, "userEvents user")
+        fills = validate.array(data["fills"], "userEvents fills")
+        return [Fill(*r) for r in fill_rows([(who, f) for f in fills], venue)]
     if "funding" in data:
-        f = data["funding"]
-        return [Funding(venue, user, _field(f, "coin", "funding"),
-                        number(_field(f, "usdc", "funding"), "usdc"),
-                        time_ms(f.get("time", recv_ms)))]
+        return [_funding(venue, _user(user, "userEvents user"), data["funding"], recv_ms)]
     if "liquidation" in data:
-        lq = data["liquidation"]
-        return [LedgerUpdate(venue, _field(lq, "liquidated_user", "liquidation"), "liquidation", 0.0,
-                             recv_ms, number(_field(lq, "liquidated_account_value", "liquidation"),
-                                             "liquidated_account_value"))]
+        lq = validate.obj(data["liquidation"], "userEvents liquidation")
+        return [LedgerUpdate(venue, _user(_field(lq, "liquidated_user", "liquidation"),
+                                          "liquidation.liquidated_user"),
+                             "liquidation", 0.0, time_ms(recv_ms, "receive time"),
+                             number(_field(lq, "liquidated_account_value", "liquidation"),
+                                    "liquidated_account_value"))]
     return []  # nonUserCancel and future variants carry no state
 
 
-def parse_clearinghouse_state(user: str, obj: dict, time_ms_: int, venue: str = VENUE) -> AccountSnapshot:
+def parse_clearinghouse_state(user: str, obj: Any, time_ms_: int, venue: str = VENUE) -> AccountSnapshot:
     """``clearinghouseState`` response -> AccountSnapshot of ``user``.
 
     account value = ``marginSummary.accountValue`` (cross + isolated); each
     position's mark = ``positionValue / |szi|`` (the venue's mark at the
     response); the response's ``time`` wins over ``time_ms_`` when present.
     """
-    if not isinstance(obj, dict):
-        raise ParseError("bad_value", "clearinghouseState: not an object")
+    obj = validate.obj(obj, "clearinghouseState")
+    user = _user(user, "clearinghouseState user")
     summary = obj.get("marginSummary") or obj.get("crossMarginSummary")
     av = number(_field(summary, "accountValue", "marginSummary"), "accountValue")
     positions = []
-    for ap in obj.get("assetPositions") or ():
-        p = _field(ap, "position", "assetPositions[]")
+    for p in _asset_positions(obj):
         size = number(_field(p, "szi", "position"), "szi")
         if size == 0.0:
             continue
         entry = number(_field(p, "entryPx", "position"), "entryPx")
         value = p.get("positionValue")
-        mark = abs(number(value, "positionValue") / size) if value is not None else None
-        positions.append(PositionSnapshot(_field(p, "coin", "position"), size, entry, mark))
+        # the derived mark passes the same range check (a huge value over a tiny size)
+        mark = number(abs(number(value, "positionValue") / size), "position mark positionValue/|szi|") \
+            if value is not None else None
+        positions.append(PositionSnapshot(_name(_field(p, "coin", "position"), "position coin"),
+                                          size, entry, mark))
     t = obj.get("time")
     return AccountSnapshot(venue, user, av, tuple(positions),
-                           time_ms(t) if t is not None else time_ms_)
+                           time_ms(t if t is not None else time_ms_, "clearinghouseState time"))
+
+
+def _asset_positions(obj: dict) -> list[dict]:
+    """The ``position`` objects of ``assetPositions`` (absent: none)."""
+    aps = obj.get("assetPositions")
+    if aps is None:
+        return []
+    return [validate.obj(_field(ap, "position", "assetPositions[]"), "assetPositions[].position")
+            for ap in validate.array(aps, "clearinghouseState assetPositions")]
+
+
+def unrealized_pnl(obj: Any) -> float:
+    """Σ ``unrealizedPnl`` over a ``clearinghouseState``'s positions (a missing one is 0)."""
+    return sum(number(p.get("unrealizedPnl", 0), "unrealizedPnl")
+               for p in _asset_positions(validate.obj(obj, "clearinghouseState")))
 
 
 def parse_meta_and_asset_ctxs(obj: Any, time_ms_: int, venue: str = VENUE) -> list[Mark]:
     """``metaAndAssetCtxs`` response ``[meta, ctxs]`` -> one Mark per listed perp."""
-    if not (isinstance(obj, list) and len(obj) == 2):
-        raise ParseError("bad_value", "metaAndAssetCtxs: expected [meta, assetCtxs]")
-    universe = _field(obj[0], "universe", "meta")
+    universe, ctxs = _meta_universe(obj)
+    t = time_ms(time_ms_, "receive time")
     out = []
-    for asset, ctx in zip(universe, obj[1]):
+    for asset, ctx in zip(universe, validate.array(ctxs, "assetCtxs")):
         mark = ctx.get("markPx") if isinstance(ctx, dict) else None
         if mark is None:
             continue  # delisted assets carry no mark
-        out.append(Mark(venue, _field(asset, "name", "universe[]"), number(mark, "markPx"),
-                        _opt_number(ctx.get("oraclePx"), "oraclePx"), time_ms_))
+        out.append(Mark(venue, _name(_field(asset, "name", "universe[]"), "universe[].name"),
+                        number(mark, "markPx"), _opt_number(ctx.get("oraclePx"), "oraclePx"), t))
     return out
+
+
+def _meta_universe(obj: Any) -> tuple[list, Any]:
+    if not (isinstance(obj, list) and len(obj) == 2):
+        raise ParseError("bad_value", "metaAndAssetCtxs: expected [meta, assetCtxs]")
+    meta = validate.obj(obj[0], "meta")
+    return validate.array(meta.get("universe") or [], "meta universe"), obj[1]
+
+
+def perp_coins(meta_and_ctxs: Any) -> list[str]:
+    """Listed perps of a ``metaAndAssetCtxs`` response (delisted skipped)."""
+    universe, _ctxs = _meta_universe(meta_and_ctxs)
+    return [_name(a["name"], "universe[].name") for a in universe
+            if isinstance(a, dict) and a.get("name") and not a.get("isDelisted")]
+
+
+def vault_children(details: Any) -> list[str]:
+    """``vaultDetails(parent).relationship.data.childAddresses``."""
+    d = validate.obj(details, "vaultDetails")
+    rel = validate.obj(d.get("relationship") or {}, "vaultDetails relationship")
+    data = validate.obj(rel.get("data") or {}, "vaultDetails relationship data")
+    children = data.get("childAddresses")
+    if not isinstance(children, list) or not children:
+        raise ParseError("missing_field", "vaultDetails lists no childAddresses")
+    return [_name(c, "childAddresses[]") for c in children]
+
+
+def vault_name(details: Any) -> str:
+    """``vaultDetails(vault).name`` ("" when absent)."""
+    return validate.text(validate.obj(details, "vaultDetails").get("name"), "vaultDetails name")

@@ -33,7 +33,8 @@ from adlmon.events import AccountSnapshot, Event, ParseError
 from adlmon.net.backoff import RepeatedFailure
 from adlmon.net.rest import RestClient, RestError
 from adlmon.venues.hyperliquid.parse import (
-    VENUE, number, parse_clearinghouse_state, parse_meta_and_asset_ctxs,
+    VENUE, parse_clearinghouse_state, parse_meta_and_asset_ctxs, perp_coins, unrealized_pnl,
+    vault_children, vault_name,
 )
 
 log = logging.getLogger(__name__)
@@ -110,32 +111,18 @@ async def discover_liquidators(info: InfoClient, hlp_vault: str,
     """The liquidator vaults (≤ ``max_users``) and how they were found."""
     fallback_vaults = known_liquidators(fallback)[:max_users]
     try:
-        parent = await info.vault_details(hlp_vault)
-        children = ((parent or {}).get("relationship") or {}).get("data", {}).get("childAddresses")
-        if not isinstance(children, list) or not children:
-            raise ParseError("missing_field", "vaultDetails(HLP) lists no childAddresses")
         found = []
-        for child in children:
-            details = await info.vault_details(child)
-            name = (details or {}).get("name") or ""
+        for child in vault_children(await info.vault_details(hlp_vault)):
+            name = vault_name(await info.vault_details(child))
             if "liquidator" in name.lower():
-                found.append(Vault(str(child).lower(), name))
+                found.append(Vault(child.lower(), name))
         if not found:
             raise ParseError("missing_field", "no child vault of HLP is named 'Liquidator'")
         return found[:max_users], f"vaultDetails of {hlp_vault}"
-    except (RestError, ParseError, AttributeError, TypeError) as exc:
+    except (RestError, ParseError) as exc:
         log.warning("liquidator discovery failed (%s); using the known addresses %s", exc,
                     [v.address for v in fallback_vaults])
         return fallback_vaults, f"known addresses (discovery failed: {exc})"
-
-
-def perp_coins(meta_and_ctxs: Any) -> list[str]:
-    """Listed perps of a ``metaAndAssetCtxs`` response (delisted skipped)."""
-    if not (isinstance(meta_and_ctxs, list) and len(meta_and_ctxs) == 2):
-        raise ParseError("bad_value", "metaAndAssetCtxs: expected [meta, assetCtxs]")
-    universe = (meta_and_ctxs[0] or {}).get("universe") or []
-    return [a["name"] for a in universe
-            if isinstance(a, dict) and a.get("name") and not a.get("isDelisted")]
 
 
 async def discover_coins(info: InfoClient, now_ms: Callable[[], int]) -> tuple[list[str], list[Event]]:
@@ -258,15 +245,10 @@ async def poll_winners(info: InfoClient, users: Iterable[str], *, max_users: int
         try:
             obj = await asyncio.wait_for(info.clearinghouse_state(user), remaining)
             snap = parse_clearinghouse_state(user, obj, now_ms())
+            upnl = unrealized_pnl(obj)
         except (RestError, ParseError, asyncio.TimeoutError) as exc:
             log.debug("winner %s: clearinghouseState failed: %s", user, exc)
             continue
-        upnl = 0.0
-        for ap in obj.get("assetPositions") or ():
-            try:
-                upnl += number((ap.get("position") or {}).get("unrealizedPnl", 0), "unrealizedPnl")
-            except ParseError:
-                pass
         snaps.append(snap)
         records.append({"user": user, "time_ms": snap.time_ms,
                         "account_value_usd": snap.account_value, "unrealized_pnl_usd": upnl,

@@ -35,8 +35,13 @@ from typing import Any, Iterable
 
 import orjson
 
+from adlmon import validate
 from adlmon.events import AccountSnapshot, ParseError, PositionSnapshot
-from adlmon.venues.hyperliquid.parse import VENUE, number
+from adlmon.io.archive import read_whole
+from adlmon.venues.hyperliquid.parse import VENUE
+
+number = validate.number
+_name = validate.name
 
 ACCOUNT_VALUES_PREFIX = "account_value_snapshot"
 POSITIONS_PREFIX = "perp_positions_by_market"
@@ -79,7 +84,7 @@ def parse_account_values(obj: Any) -> dict[str, float]:
         for user, v in obj.items():
             if isinstance(v, dict):
                 v = v.get("account_value", v.get("accountValue"))
-            out[user] = number(v, f"account_value[{user}]")
+            out[validate.user(user, "account_value user")] = number(v, f"account_value[{user:.60}]")
         return out
     out = {}
     for i, rec in enumerate(_records(obj, ACCOUNT_VALUES_PREFIX)):
@@ -87,16 +92,17 @@ def parse_account_values(obj: Any) -> dict[str, float]:
             user = rec["user"]
             v = rec["account_value"]
             x = float(v)
-            if x - x != 0.0 or v.__class__ is bool or user.__class__ is not str or not user:
+            if (not -validate.MAX_ABS <= x <= validate.MAX_ABS or v.__class__ is bool
+                    or user.__class__ is not str or not user):
                 raise ValueError
         except Exception:  # noqa: BLE001 - the lenient path says what is wrong
-            if not isinstance(rec, dict) or not rec.get("user"):
-                raise ParseError("missing_field", f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'user' is missing") from None
+            where = f"{ACCOUNT_VALUES_PREFIX}[{i}]"
+            rec = validate.obj(rec, where)
+            user = validate.user(rec.get("user"), f"{where}.user")
             v = rec.get("account_value", rec.get("accountValue"))
             if v is None:
-                raise ParseError("missing_field",
-                                 f"{ACCOUNT_VALUES_PREFIX}[{i}]: 'account_value' is missing") from None
-            user, x = rec["user"], number(v, f"{ACCOUNT_VALUES_PREFIX}[{i}].account_value")
+                raise ParseError("missing_field", f"{where}: 'account_value' is missing") from None
+            x = number(v, f"{where}.account_value")
         out[user] = x
     return out
 
@@ -108,13 +114,14 @@ def _coin(market: str) -> str:
 def _markets(obj: Any) -> Iterable[tuple[str, list]]:
     if isinstance(obj, dict) and not any(isinstance(obj.get(k), list) for k in _LISTS):
         for name, v in obj.items():
-            yield name, v.get("positions", []) if isinstance(v, dict) else v
+            plist = v.get("positions", []) if isinstance(v, dict) else v
+            yield _name(name, "market name"), validate.array(plist, f"{POSITIONS_PREFIX}[{name:.60}]")
         return
     for i, m in enumerate(_records(obj, POSITIONS_PREFIX)):
-        name = m.get("market_name") or m.get("market") or m.get("coin") if isinstance(m, dict) else None
-        if not name:
-            raise ParseError("missing_field", f"{POSITIONS_PREFIX}[{i}]: 'market_name' is missing")
-        yield name, m.get("positions") or []
+        m = validate.obj(m, f"{POSITIONS_PREFIX}[{i}]")
+        name = m.get("market_name") or m.get("market") or m.get("coin")
+        yield (_name(name, f"{POSITIONS_PREFIX}[{i}].market_name"),
+               validate.array(m.get("positions") or [], f"{POSITIONS_PREFIX}[{i}].positions"))
 
 
 _SHORT = frozenset({"short", "s", "a", "sell"})
@@ -122,46 +129,51 @@ _SHORT = frozenset({"short", "s", "a", "sell"})
 
 def _position(p: Any, coin: str, where: str) -> tuple[str, PositionSnapshot | None, float | None]:
     """One position record, leniently: (user, position or None when flat, account value)."""
-    if not isinstance(p, dict) or not p.get("user"):
-        raise ParseError("missing_field", f"{where}: 'user' is missing")
+    p = validate.obj(p, where)
+    user = validate.user(p.get("user"), f"{where}.user")
     raw_size = p.get("size", p.get("szi"))
     if raw_size is None:
         raise ParseError("missing_field", f"{where}: 'size' is missing")
     size = number(raw_size, f"{where}.size")
-    side = str(p.get("side", "")).lower()
+    side = validate.text(p.get("side"), f"{where}.side").lower()
     if side and size > 0 and side in _SHORT:
         size = -size
     av = p.get("account_value")
     av = number(av, f"{where}.account_value") if av is not None else None
     if size == 0.0:
-        return p["user"], None, av
+        return user, None, av
     entry_raw = p.get("entry_price", p.get("entryPx"))
     if entry_raw is None:
         raise ParseError("missing_field", f"{where}: 'entry_price' is missing")
     entry = number(entry_raw, f"{where}.entry_price")
     notional = p.get("notional_size", p.get("notional", p.get("positionValue")))
-    mark = abs(number(notional, f"{where}.notional_size") / size) if notional is not None else None
-    return p["user"], PositionSnapshot(coin, size, entry, mark), av
+    # the derived mark passes the same range check (a huge notional over a tiny size)
+    mark = number(abs(number(notional, f"{where}.notional_size") / size), f"{where} mark notional/|size|") \
+        if notional is not None else None
+    return user, PositionSnapshot(coin, size, entry, mark), av
 
 
 def parse_positions_by_market(obj: Any) -> tuple[dict[str, list[PositionSnapshot]], dict[str, float]]:
     """Decoded positions-by-market snapshot -> ({user: positions}, {user: account_value})."""
     positions: dict[str, list[PositionSnapshot]] = {}
     values: dict[str, float] = {}
+    max_abs = validate.MAX_ABS
     for market, plist in _markets(obj):
-        coin = _coin(str(market))
+        coin = _name(_coin(market), f"{POSITIONS_PREFIX} market")
         for j, p in enumerate(plist):
             try:
                 # Fast path (437k accounts on 10 Oct): the documented keys, plain numbers.
                 user = p["user"]
                 rs, re_, rn, ra = p["size"], p["entry_price"], p["notional_size"], p["account_value"]
                 size, entry, notional, av = float(rs), float(re_), float(rn), float(ra)
-                if ((size - size) + (entry - entry) + (notional - notional) + (av - av) != 0.0
-                        or user.__class__ is not str or not user or size == 0.0 or "side" in p
+                mark = abs(notional / size)
+                if (not (-max_abs <= size <= max_abs and -max_abs <= entry <= max_abs
+                         and mark <= max_abs and -max_abs <= av <= max_abs)
+                        or user.__class__ is not str or not user or "side" in p
                         or rs.__class__ is bool or re_.__class__ is bool or rn.__class__ is bool
                         or ra.__class__ is bool):
                     raise ValueError
-                pos = PositionSnapshot(coin, size, entry, abs(notional / size))
+                pos = PositionSnapshot(coin, size, entry, mark)
             except Exception:  # noqa: BLE001 - the lenient path says what is wrong
                 user, pos, av = _position(p, coin, f"{POSITIONS_PREFIX}[{market}][{j}]")
             if pos is not None:
@@ -191,14 +203,8 @@ def snapshot_events(account_values: dict[str, float], positions: dict[str, list[
 
 
 def _read_json(path: Path) -> Any:
-    if path.suffix == ".lz4":
-        import lz4.frame
-        with lz4.frame.open(path, "rb") as f:
-            raw = f.read()
-    else:
-        raw = path.read_bytes()
     try:
-        return orjson.loads(raw)
+        return orjson.loads(read_whole(path))
     except orjson.JSONDecodeError as exc:
         raise ParseError("bad_json", f"{path}: not JSON: {exc}") from None
 

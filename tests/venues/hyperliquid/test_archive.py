@@ -19,7 +19,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
 from adlmon import cli  # noqa: E402
-from adlmon.replay import read_lines  # noqa: E402
+from adlmon.io.archive import read_lines  # noqa: E402
 from adlmon.sim import simulate  # noqa: E402
 from adlmon.venues.hyperliquid import archive  # noqa: E402
 from tests.net.s3_fake import FAKE_SECRET, FAKE_KEY, MotoS3, RecordingProxy  # noqa: E402

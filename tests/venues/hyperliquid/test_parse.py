@@ -231,13 +231,18 @@ def test_block_numbers_are_read_as_float_reads_them():
     # Halfway cases (ties to even), the largest double, a subnormal halfway case
     # written out in full, and the simulator's 17-digit closedPnl.
     hard = ["9007199254740993", "0.1", "1.00000000000000011102230246251565404236316680908203125",
-            "1.00000000000000011102230246251565404236316680908203126", f"{sys.float_info.max:f}",
+            "1.00000000000000011102230246251565404236316680908203126", "987654321098765432.1",
             f"{decimal.Context(prec=1000).divide(decimal.Decimal(5e-324), 2):f}",
             "0.02580003412921971", "-0.0", "121470.0"]
     hard += ["0.5"] * 10  # a block long enough to be read as a whole
     pairs = [[U1, ws_fill(startPosition=x, tid=i)] for i, x in enumerate(hard)]
     rows = parse.fill_rows(orjson.loads(orjson.dumps(pairs)))
     assert [r[7].hex() for r in rows] == [float(x).hex() for x in hard]
+    # the largest double is beyond the boundary's ±1e18: refused on the block path too
+    pairs[4][1]["startPosition"] = f"{sys.float_info.max:f}"
+    errors: list = []
+    assert len(parse.fill_rows(orjson.loads(orjson.dumps(pairs)), errors=errors)) == len(hard) - 1
+    assert [(i, e.reason) for i, e in errors] == [(4, "out_of_range")]
 
 
 def test_garbage_line_is_bad_json():
