@@ -54,7 +54,8 @@ async def test_oversized_and_endless_frames_are_refused_from_the_header_and_reco
     await finish(daemon, fake, len(reference))
     assert daemon.metrics.registry.get_sample_value(
         "adlmon_feed_reconnects_total",
-        {"venue": "hyperliquid", "channel": "trades", "reason": "frame_too_large"}) == 1
+        {"venue": "hyperliquid", "channel": "trades", "source": "market",
+         "reason": "frame_too_large"}) == 1
     assert tap.vault_fills() == vault_fills  # the vault's backfill repaired its reconnect
     assert len(daemon.reports) == len(reference)
     for live, ref in zip(daemon.reports, reference):
