@@ -481,7 +481,18 @@ class Metrics:
 
     # --- supervision, sinks, HTTP server (adlmon/supervise.py, adlmon/wavelog.py) ---
     def task_up(self, task: str, up: bool) -> None:
-        self._child("adlmon_task_up", self._task(task)).set(1 if up else 0)
+        t = self._task(task)
+        self._child("adlmon_task_up", t).set(1 if up else 0)
+        # series from the start: the task's counters exist (at 0) once it runs
+        self._child("adlmon_task_failures_total", t)
+        self._child("adlmon_task_restarts_total", t)
+
+    def declare_sink(self, sink: str) -> None:
+        """A sink's series before its first write: errors and drops 0, nothing pending."""
+        s = self._sink(sink)
+        self._child("adlmon_sink_write_errors_total", s)
+        self._child("adlmon_sink_dropped_records_total", s)
+        self._child("adlmon_sink_pending_records", s).set(0)
 
     def task_failure(self, task: str) -> None:
         self._child("adlmon_task_failures_total", self._task(task)).inc()

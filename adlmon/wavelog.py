@@ -60,6 +60,8 @@ class Wavelog:
         self.last_error = ""
         self._retry_at: float | None = None
         self._log = ErrorLog(log, first=3, every=100)
+        if metrics is not None:
+            metrics.declare_sink(SINK)
 
     @property
     def pending(self) -> int:
