@@ -182,9 +182,11 @@ class Daemon:
         self._runner = await start_server(cfg.server, self.state)
         self.url = server_url(self._runner)
         spawn = self.supervisor.spawn
-        # The engine and the reports return when the bus / the wave queue ends (shutdown).
-        self._engine_task = spawn("engine", self._consume, once=True)
-        self._report_task = spawn("reports", self._reports, once=True)
+        # The engine and the reports return when the bus / the wave queue ends: at shutdown
+        # only (before it, a return is a failure: restarted, and readiness says so).
+        stopping = lambda: self._stopping  # noqa: E731
+        self._engine_task = spawn("engine", self._consume, once=stopping)
+        self._report_task = spawn("reports", self._reports, once=stopping)
         spawn("tick", self._tick)
         spawn("status", self._status)
         self._tasks += ["tick", "status"]

@@ -51,7 +51,7 @@ class TaskMetrics:
 class TaskState:
     name: str
     restart: bool
-    once: bool
+    once: Any  # bool, or a callable: the task may return while it is true
     running: bool = False
     done: bool = False  # a once task that finished
     down: bool = False  # failed: waiting for its restart, or for good
@@ -94,8 +94,10 @@ class Supervisor:
         self.errors = ErrorLog(log, first=3, every=1000)
 
     def spawn(self, name: str, factory: Callable[[], Awaitable[Any]], *, restart: bool = True,
-              once: bool = False) -> asyncio.Task:
-        """Start ``factory()`` as task ``name`` (a live task of that name is returned as is)."""
+              once: bool | Callable[[], bool] = False) -> asyncio.Task:
+        """Start ``factory()`` as task ``name`` (a live task of that name is returned as is).
+        ``once``: the task may return (True), or may return while ``once()`` is true
+        (e.g. the engine, once shutdown closed its bus); any other return is a failure."""
         task = self.tasks.get(name)
         if task is not None and not task.done():
             return task
@@ -127,7 +129,7 @@ class Supervisor:
                                 "; not restartable, readiness fails until the process restarts",
                                 level=logging.ERROR, exc_info=exc)
             else:
-                if st.once:
+                if st.once is True or (callable(st.once) and st.once()):
                     st.running, st.done = False, True
                     self._up(st.name, True)
                     return

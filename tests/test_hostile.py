@@ -201,6 +201,9 @@ async def test_the_daemon_survives_a_hostile_venue_keeps_reporting_and_stops_cle
             await fake.stop()
         sampler.join(10)
     log = log_path.read_text(errors="replace")
+    print(f"hostile venue: /livez max {max(sampler.latencies, default=0):.3f} s over "
+          f"{len(sampler.latencies)} probes; peak RSS {peak_mb:.0f} MB; endless frame: "
+          f"{endless} payload bytes written; log {len(log)} bytes")  # pytest -s: the numbers
     assert code == 0, log[-5000:]
     # /livez answered, within a second, every time it was asked
     assert sampler.latencies and not sampler.failures, sampler.failures[:5]

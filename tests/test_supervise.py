@@ -122,3 +122,19 @@ def test_error_log_throttles_per_reason_and_counts_everything(caplog):
     # 5 first + every 1000th (1000, 2000, ... 20000) + the other reason's first
     assert len(caplog.records) == 5 + 20 + 1
     assert "bad_json: 20000 so far" in caplog.records[-2].getMessage()
+
+
+async def test_a_task_that_may_end_only_at_shutdown_is_restarted_if_it_ends_before():
+    stopping = {"now": False}
+    runs = []
+
+    async def consume():
+        runs.append(1)
+
+    sup = Supervisor(backoff_initial_s=0.01, backoff_max_s=0.01)
+    sup.spawn("engine", consume, once=lambda: stopping["now"])
+    await wait_for(lambda: len(runs) >= 2)  # ended early: a failure, restarted
+    assert sup.states["engine"].failures >= 1
+    stopping["now"] = True
+    await wait_for(lambda: sup.states["engine"].done)
+    await sup.stop()
