@@ -116,3 +116,34 @@ async def test_a_wavelog_on_a_full_disk_keeps_reporting_shows_in_readiness_and_l
     await finish(daemon, fake, len(reference))
     lines = [orjson.loads(x) for x in (tmp_path / "wavelog.jsonl").read_bytes().splitlines()]
     segments_match(lines, reference)
+
+
+async def test_readyz_names_a_task_that_is_down_while_the_feeds_are_healthy(cascade, tmp_path):
+    import aiohttp
+    sim, _reference = cascade
+    fake = await FakeHyperliquid(sim.out_dir, speed=20.0, paused=True).start()
+    daemon, _tap = await start_daemon(fake, live_config(fake, tmp_path, **CALM))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def readyz():
+                async with http.get(daemon.url + "/readyz") as r:
+                    return r.status, await r.text()
+
+            await wait_for(lambda: daemon.state.readiness()[0], 10)
+            assert (await readyz())[0] == 200
+
+            async def broken():
+                raise KeyError("a key the poller never expected")
+
+            daemon.supervisor.spawn("hyperliquid.extra_poll", broken, restart=False)
+            await wait_for(lambda: daemon.supervisor.states["hyperliquid.extra_poll"].fatal, 5)
+            status, text = await readyz()
+            assert status == 503
+            assert "task hyperliquid.extra_poll failed and is not restarted: KeyError" in text
+            async with http.get(daemon.url + "/metrics") as r:
+                body = await r.text()
+            assert 'adlmon_task_up{task="hyperliquid.extra_poll"} 0.0' in body
+            assert 'adlmon_task_failures_total{task="hyperliquid.extra_poll"} 1.0' in body
+    finally:
+        await daemon.stop()
+        await fake.stop()
