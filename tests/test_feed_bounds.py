@@ -12,7 +12,7 @@ import pytest
 
 from live_venue import (
     SEGMENT_FIELDS, VAULT, finish, live_config, make_cascade, replay_reports, same,
-    start_daemon, vault_fills_in, wait_for,
+    start_daemon, stopped_on_error, vault_fills_in, wait_for,
 )
 from adlmon.venues.hyperliquid.fake import FakeHyperliquid
 
@@ -34,7 +34,7 @@ async def test_oversized_and_endless_frames_are_refused_from_the_header_and_reco
     sim, reference, vault_fills = cascade
     fake = await FakeHyperliquid(sim.out_dir, speed=20.0, paused=True).start()
     daemon, tap = await start_daemon(fake, live_config(fake, tmp_path, **CALM), join_hold_ms=40_000)
-    try:
+    async with stopped_on_error(daemon, fake):
         fake.resume()
         await wait_for(lambda: daemon.engine.stats["adl_fills"] > 0, 10)
         await wait_for(lambda: fake._subscribed("trades") and fake._subscribed("userFills"), 10)
@@ -47,10 +47,6 @@ async def test_oversized_and_endless_frames_are_refused_from_the_header_and_reco
         # socket buffers took before the close, nowhere near 2^40 (or the 64 MiB bound here)
         assert written < 16 * CAP, written
         await wait_for(lambda: all(s.connected for s in daemon.feeds.sessions.values()), 10)
-    except BaseException:
-        await daemon.stop()
-        await fake.stop()
-        raise
     await finish(daemon, fake, len(reference))
     assert daemon.metrics.registry.get_sample_value(
         "adlmon_feed_reconnects_total",
@@ -69,16 +65,12 @@ async def test_a_flood_of_frames_the_parser_raises_on_is_counted_with_a_throttle
     # {"fills": 5} made the parser raise TypeError: one full traceback per frame before issue 9
     poison = orjson.dumps({"channel": "userFills", "data": {"user": VAULT, "fills": 5}}).decode()
     vault = next(s for n, s in daemon.feeds.sessions.items() if ".vault." in n)
-    try:
+    async with stopped_on_error(daemon, fake):
         await wait_for(lambda: fake._subscribed("userFills"), 10)  # the subscribe has landed
         with caplog.at_level(logging.WARNING, logger="adlmon.net.session"):
             assert await fake.flood(poison, 20_000, channel="userFills") == 20_000
             await wait_for(lambda: vault.parse_errors.get("userFills", 0) >= 20_000, 30)
         fake.resume()
-    except BaseException:
-        await daemon.stop()
-        await fake.stop()
-        raise
     await finish(daemon, fake, len(reference))
     records = [r for r in caplog.records if r.name == "adlmon.net.session"]
     assert len(records) < 100, len(records)

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from live_venue import (
-    GAP_MS, HORIZONS, SEGMENT_FIELDS, VAULT, free_port, make_cascade, replay_reports, same,
-    wait_for,
+    GAP_MS, HORIZONS, SEGMENT_FIELDS, VAULT, free_port, make_cascade, metric as _metric,
+    replay_reports, same, wait_for,
 )
 from adlmon.venues.hyperliquid.fake import FakeHyperliquid
 
@@ -104,15 +103,6 @@ class LivezSampler(threading.Thread):
                 self.failures.append(repr(exc))
             self.latencies.append(time.perf_counter() - t0)
             self.halt.wait(0.1)
-
-
-def _metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 def _peak_rss_mb(pid: int) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from live_venue import (
     SEGMENT_FIELDS, VAULT, finish, live_config, make_cascade, replay_reports, same,
-    start_daemon, wait_for,
+    start_daemon, stopped_on_error, wait_for,
 )
 from adlmon.venues.hyperliquid.fake import FakeHyperliquid
 
@@ -40,7 +40,7 @@ async def test_a_liquidation_with_an_object_as_liquidated_user_does_not_stop_the
     sim, reference = cascade
     fake = await FakeHyperliquid(sim.out_dir, speed=20.0, paused=True).start()
     daemon, _tap = await start_daemon(fake, live_config(fake, tmp_path, **CALM), join_hold_ms=40_000)
-    try:
+    async with stopped_on_error(daemon, fake):
         fake.resume()
         await wait_for(lambda: daemon.engine.stats["adl_fills"] > 0, 10)
         frame = orjson.dumps({"channel": "user", "data": {"liquidation": {
@@ -52,10 +52,6 @@ async def test_a_liquidation_with_an_object_as_liquidated_user_does_not_stop_the
         await wait_for(lambda: daemon.engine.stats["bad_events"] + vault.parse_errors.get(
             "user", 0) >= 1, 10)
         assert daemon.supervisor.running("engine")
-    except BaseException:
-        await daemon.stop()
-        await fake.stop()
-        raise
     await finish(daemon, fake, len(reference))
     segments_match(list(daemon.reports), reference)
     assert task_failures(daemon) == 0
@@ -68,15 +64,11 @@ async def test_garbage_clearinghouse_state_for_the_vault_at_start_up_and_for_win
     fake = await FakeHyperliquid(sim.out_dir, speed=20.0, paused=True).start()
     fake.script_info("clearinghouseState", BAD_STATE, user=VAULT, times=1)
     daemon, _tap = await start_daemon(fake, live_config(fake, tmp_path, **CALM), join_hold_ms=40_000)
-    try:
+    async with stopped_on_error(daemon, fake):
         assert fake.scripted_answers == 1  # start_daemon saw every session connected
         assert daemon.feeds.poller.states[VAULT].errors == 1
         fake.script_info("clearinghouseState", BAD_STATE, times=None)  # winners (and vault)
         fake.resume()
-    except BaseException:
-        await daemon.stop()
-        await fake.stop()
-        raise
     await finish(daemon, fake, len(reference))
     segments_match(list(daemon.reports), reference)
     assert task_failures(daemon) == 0
@@ -98,7 +90,7 @@ async def test_a_wavelog_on_a_full_disk_keeps_reporting_shows_in_readiness_and_l
 
     daemon.wavelog._os_write = write
     daemon.wavelog.backoff.max_s = daemon.wavelog.backoff.initial_s = 0.05
-    try:
+    async with stopped_on_error(daemon, fake):
         fake.resume()
         await wait_for(lambda: daemon.reports_written >= len(reference), 30)
         ready, reasons = daemon.state.readiness()
@@ -109,10 +101,6 @@ async def test_a_wavelog_on_a_full_disk_keeps_reporting_shows_in_readiness_and_l
         disk["full"] = False
         await wait_for(lambda: daemon.wavelog.pending == 0, 10)  # the status loop retries
         assert not any("sink wavelog" in r for r in daemon.state.readiness()[1])
-    except BaseException:
-        await daemon.stop()
-        await fake.stop()
-        raise
     await finish(daemon, fake, len(reference))
     lines = [orjson.loads(x) for x in (tmp_path / "wavelog.jsonl").read_bytes().splitlines()]
     segments_match(lines, reference)
