@@ -14,6 +14,13 @@ by default) -> engine (one task: ledger + wave tracker) -> wave reports
   task, closed waves go through a bounded queue to one report task which runs
   the counterfactual in a thread (``run_in_executor``); the event loop keeps
   answering pings, probes and scrapes.
+* Supervision (``adlmon/supervise.py``): every long-lived task, the venues'
+  sources included, runs under one :class:`Supervisor`; a task that raises is
+  logged, counted and restarted with backoff, and ``/readyz`` names it while it
+  is down. The engine skips an event it cannot apply (counted as the anomaly
+  ``bad_event``) instead of stopping; a failing winner poll leaves its wave's
+  report without ``winner_state``; a failing wavelog keeps the reports queued
+  (``adlmon/wavelog.py``) and readiness says why until it writes again.
 * Shutdown (SIGTERM/SIGINT): ``STOPPING=1``, sources cancelled (sockets
   closed), what is queued is drained into the engine, open waves are finished
   (``closed_by: input_ended``), their reports written, the wavelog flushed and
@@ -34,9 +41,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -50,10 +57,13 @@ from adlmon.bus.memory import MemoryBus
 from adlmon.config import Config, ConfigError, default_config_path, load_config, parse_config
 from adlmon.engine.engine import Engine
 from adlmon.engine.waves import Wave
+from adlmon.errorlog import ErrorLog
 from adlmon.events import Fill, event_time_ms
 from adlmon.metrics import Metrics
 from adlmon.server import ServerState, server_url, start_server
 from adlmon.sdnotify import Notifier, watchdog_interval_s
+from adlmon.supervise import Supervisor
+from adlmon.wavelog import Wavelog
 from adlmon.venues.hyperliquid.parse import VENUE
 from adlmon.venues.hyperliquid.rest import poll_winners
 from adlmon.venues.hyperliquid.ws import (
@@ -65,6 +75,7 @@ log = logging.getLogger("adlmon.app")
 STOP_GRACE_S = 8.0  # everything after SIGTERM fits in this (systemd's TimeoutStopSec is larger)
 DEMO_SPEED = 5.0
 ENGINE_SLICE = 1000  # events the engine applies before it lets the loop run other tasks
+KEEP_REPORTS = 1000  # reports (and latencies) kept in memory; the wavelog has them all
 
 
 class VenueClock:
@@ -130,21 +141,26 @@ class Daemon:
         self.winner_poll_budget_s = winner_poll_budget_s
         self.notifier = Notifier(env)
         self.watchdog_s = watchdog_interval_s(env)
+        self.supervisor = Supervisor(self.metrics, rng=rng)
+        self.state.add_check("tasks", self.supervisor.problems, self.supervisor.status)
         self.feeds = HyperliquidFeeds(cfg.venues.hyperliquid, self.publish, metrics=self.metrics,
                                       now_ms=self.clock.now_ms, state_dir=cfg.engine.state_dir,
-                                      rng=rng)
+                                      rng=rng, supervisor=self.supervisor)
         self.waves_q: asyncio.Queue = asyncio.Queue(maxsize=1000)
-        self.reports: list[dict] = []  # every report written since start (tests, demo)
-        self.report_latency_s: list[float] = []  # wave closed -> report written
+        # the latest reports written (tests, demo); bounded: a long run must not grow
+        self.reports: collections.deque[dict] = collections.deque(maxlen=KEEP_REPORTS)
+        self.reports_written = 0
+        self.report_latency_s: collections.deque[float] = collections.deque(maxlen=KEEP_REPORTS)
         self.wave_closed_at: dict[int, float] = {}
-        self._wavelog = None
+        self.wavelog: Wavelog | None = None
         self._runner = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[str] = []  # supervised task names stopped first at shutdown
         self._engine_task: asyncio.Task | None = None
         self._report_task: asyncio.Task | None = None
         self.url = ""
         self._stopping = False
         self._sources_note = ""  # replaces every source's detail (the demo's end)
+        self._errors = ErrorLog(log)
 
     async def publish(self, events) -> None:
         await self.bus.publish(events)
@@ -156,22 +172,27 @@ class Daemon:
             from adlmon.bus.nats import NatsBus  # the optional [nats] extra
             self.bus = await NatsBus.connect(cfg.bus.nats_url, cfg.bus.stream, VENUE)
         if cfg.wavelog.path:
-            path = Path(cfg.wavelog.path)
+            self.wavelog = Wavelog(cfg.wavelog.path, self.metrics)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._wavelog = open(path, "ab")
-            except OSError as exc:
+                self.wavelog.open()
+            except OSError as exc:  # unusable at start (a directory, no permission): exit 2
                 raise ValueError(f"[wavelog] path = {cfg.wavelog.path!r}: cannot open for "
                                  f"appending: {exc.strerror or exc}") from None
+            self.state.add_check("wavelog", self.wavelog.problems, self.wavelog.status)
         self._runner = await start_server(cfg.server, self.state)
         self.url = server_url(self._runner)
-        self._engine_task = asyncio.create_task(self._consume(), name="adlmon-engine")
-        self._report_task = asyncio.create_task(self._reports(), name="adlmon-reports")
-        self._tasks.append(asyncio.create_task(self._tick(), name="adlmon-tick"))
-        self._tasks.append(asyncio.create_task(self._status(), name="adlmon-status"))
+        spawn = self.supervisor.spawn
+        # The engine and the reports return when the bus / the wave queue ends: at shutdown
+        # only (before it, a return is a failure: restarted, and readiness says so).
+        stopping = lambda: self._stopping  # noqa: E731
+        self._engine_task = spawn("engine", self._consume, once=stopping)
+        self._report_task = spawn("reports", self._reports, once=stopping)
+        spawn("tick", self._tick)
+        spawn("status", self._status)
+        self._tasks += ["tick", "status"]
         if self.watchdog_s is not None:
-            self._tasks.append(asyncio.create_task(self.notifier.run_watchdog(self._healthy),
-                                                   name="adlmon-watchdog"))
+            spawn("watchdog", lambda: self.notifier.run_watchdog(self._healthy))
+            self._tasks.append("watchdog")
         if cfg.venues.hyperliquid.enabled:
             await self.feeds.start()
         self._update_sources()
@@ -190,11 +211,15 @@ class Daemon:
         observe = getattr(clock, "observe", None)
         async for batch in self.bus.consume():
             for i, ev in enumerate(batch):
-                if ev.__class__ is Fill and ev.dir == INFERRED_ADL_DIR:
-                    ev = complete_inferred_fill(ev, engine.ledger)
-                if observe is not None:
-                    observe(event_time_ms(ev))
-                done = engine.apply(ev)
+                try:
+                    if ev.__class__ is Fill and ev.dir == INFERRED_ADL_DIR:
+                        ev = complete_inferred_fill(ev, engine.ledger)
+                    if observe is not None:
+                        observe(event_time_ms(ev))
+                    done = engine.apply(ev)
+                except Exception as exc:  # noqa: BLE001 - one bad event must not stop the engine
+                    engine.bad_event(exc, ev)
+                    continue
                 if done:
                     await self._closed(done)
                 if i % ENGINE_SLICE == ENGINE_SLICE - 1:
@@ -233,7 +258,13 @@ class Daemon:
                               wave.wave_id)
                 report = wave.to_dict()
             compute_s = time.perf_counter() - t0
-            await self._winner_state(wave, report)
+            try:
+                await self._winner_state(wave, report)
+            except Exception as exc:  # noqa: BLE001 - a bad venue answer must not lose the wave
+                self._errors.log("winner_state", "wave %d: winner poll failed (%s: %s); "
+                                 "reported without winner_state", wave.wave_id,
+                                 exc.__class__.__name__, exc, exc_info=exc)
+                report["winner_state"] = {"error": f"{exc.__class__.__name__}: {exc}"[:300]}
             self._write(report, compute_s)
             closed = self.wave_closed_at.pop(wave.wave_id, None)
             if closed is not None:
@@ -269,11 +300,10 @@ class Daemon:
 
     def _write(self, report: dict, compute_s: float) -> None:
         self.reports.append(report)
+        self.reports_written += 1
         self.state.add_wave(report, compute_s=compute_s)
-        if self._wavelog is not None:
-            self._wavelog.write(orjson.dumps(report, default=str,
-                                             option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-            self._wavelog.flush()
+        if self.wavelog is not None:
+            self.wavelog.write(report)  # never raises: a failing disk queues and retries
         log.info("wave %s: %s..%s fills=%s needed=%.2f H0=%s deficit=%s", report.get("wave_id"),
                  report.get("t_start_ms"), report.get("t_end_ms"), report.get("adl_fills"),
                  report.get("needed_usd") or 0.0,
@@ -284,6 +314,8 @@ class Daemon:
         while True:
             self._update_sources()
             self.metrics.observe_engine_stats(VENUE, self.engine.stats)
+            if self.wavelog is not None:
+                self.wavelog.retry()
             await asyncio.sleep(1.0)
 
     def demo_finished(self, detail: str) -> None:
@@ -308,9 +340,7 @@ class Daemon:
         self.notifier.stopping("shutting down")
         t_end = time.monotonic() + STOP_GRACE_S
         await self.feeds.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(self._tasks)
         await self.bus.close()
         if self._engine_task is not None:
             try:
@@ -329,14 +359,12 @@ class Daemon:
             except asyncio.TimeoutError:
                 log.warning("shutdown: %d wave reports not written in time", self.waves_q.qsize())
                 self._report_task.cancel()
-        if self._wavelog is not None:
-            self._wavelog.flush()
-            os.fsync(self._wavelog.fileno())
-            self._wavelog.close()
-            self._wavelog = None
+        await self.supervisor.stop()
+        if self.wavelog is not None:
+            self.wavelog.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        log.info("adlmon stopped (%d waves reported)", len(self.reports))
+        log.info("adlmon stopped (%d waves reported)", self.reports_written)
 
 
 # ---------------------------------------------------------------------- CLI
@@ -419,12 +447,12 @@ async def _demo_watch(daemon: "Daemon", fake, expected_waves: int, detail: str,
     state.demo = {"finished": False, "expected_waves": expected_waves, "detail": detail}
     await fake.done.wait()
     deadline = time.monotonic() + settle_s
-    while len(daemon.reports) < expected_waves and time.monotonic() < deadline:
+    while daemon.reports_written < expected_waves and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     await daemon.feeds.stop()
-    done = (f"{len(daemon.reports)} of {expected_waves} simulated waves reported; "
+    done = (f"{daemon.reports_written} of {expected_waves} simulated waves reported; "
             f"feeds stopped; {detail}")
-    state.demo.update(finished=True, waves=len(daemon.reports), detail=done)
+    state.demo.update(finished=True, waves=daemon.reports_written, detail=done)
     daemon.demo_finished(done)
     log.info("demo finished: %s (Ctrl-C to stop; the status page and API stay up)", done)
 

@@ -69,6 +69,8 @@ class ServerConfig:
     tls_cert: str = ""
     tls_key: str = ""
     recent_waves: int = 200  # kept in memory for /api/waves
+    header_timeout_s: float = 10.0  # a connection must send its request within this (slow clients)
+    max_connections: int = 256  # open HTTP connections; past it the idle ones are closed first
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class HyperliquidConfig:
     vault_poll_interval_s: float = 5.0
     quarantine_path: str = "quarantine.jsonl"
     quarantine_max_bytes: int = 10_000_000
+    max_frame_bytes: int = 64 << 20  # websocket frame cap (largest real: ~5 MB userFills)
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,8 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("counterfactual", "fairness_lambda"): (_non_negative, "must be >= 0"),
     ("server", "listen"): (_listen, "must be HOST:PORT with a port in 1..65535"),
     ("server", "recent_waves"): (_positive, "must be a positive integer"),
+    ("server", "header_timeout_s"): (_positive, "must be a positive number of seconds"),
+    ("server", "max_connections"): (_positive, "must be a positive integer"),
     ("bus", "kind"): (lambda v: v in ("memory", "nats"), "must be 'memory' or 'nats'"),
     ("bus", "queue_size"): (_positive, "must be a positive integer"),
     ("log", "level"): (lambda v: v.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -195,6 +200,7 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("venues.hyperliquid", "rest_weight_per_min"): (_positive, "must be a positive integer"),
     ("venues.hyperliquid", "vault_poll_interval_s"): (_positive, "must be a positive number of seconds"),
     ("venues.hyperliquid", "quarantine_max_bytes"): (_non_negative, "must be >= 0"),
+    ("venues.hyperliquid", "max_frame_bytes"): (_positive, "must be a positive number of bytes"),
 }
 
 

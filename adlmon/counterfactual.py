@@ -161,6 +161,33 @@ def _coin_budget_split(wave: Wave) -> dict[str, tuple[float, float]]:
     return out
 
 
+class RegretRun:
+    """The running terms of the OL Prop. 1 bound √((1 + 2P^θ_T)·Σ_t D_t²) in O(1) memory
+    (issue 9: a long run must not keep every wave's deficit). ``add(D_t, θ^needed_t)`` per
+    counted wave; P^θ is over the known θ sub-path and Σ D² over the waves whose θ is
+    known, as ``mechanisms.severity.path_variation`` / ``regret_bound_usd`` on the lists."""
+
+    def __init__(self):
+        self.waves = 0
+        self.path_variation = 0.0
+        self.sum_d2 = 0.0
+        self._last_theta: float | None = None
+
+    def add(self, deficit_usd: float, theta_needed: float | None) -> None:
+        self.waves += 1
+        if theta_needed is None or not math.isfinite(theta_needed) \
+                or not math.isfinite(deficit_usd):
+            return
+        if self._last_theta is not None:
+            self.path_variation += abs(theta_needed - self._last_theta)
+        self._last_theta = theta_needed
+        self.sum_d2 += deficit_usd * deficit_usd
+
+    @property
+    def bound_usd(self) -> float:
+        return math.sqrt((1.0 + 2.0 * self.path_variation) * self.sum_d2)
+
+
 class Counterfactual:
     """Stateful across waves (severity controller, regret accounting); ``report`` is pure
     given that state."""
@@ -168,8 +195,7 @@ class Counterfactual:
     def __init__(self, cfg: CounterfactualConfig | None = None):
         self.cfg = cfg or CounterfactualConfig()
         self.controller = mech.controller_from_config(self.cfg)
-        self._deficits: list[float] = []
-        self._theta_needed: list[float] = []
+        self._regret = RegretRun()
         self._loss: dict[str, float] = {}
 
     # -- mechanisms ------------------------------------------------------------------------
@@ -302,8 +328,7 @@ class Counterfactual:
         D, B = wave.deficit_usd, wave.needed_usd
         if D is None or not D > 0:
             return {"counted": False}
-        self._deficits.append(D)
-        self._theta_needed.append(wave.theta_needed)
+        self._regret.add(D, wave.theta_needed)
         ref = mechanisms.get(REFERENCE, mechanisms[OPTIMAL])["ex_post"]["max_share"]
         lam = self.cfg.fairness_lambda
         for name, m in mechanisms.items():
@@ -312,11 +337,11 @@ class Counterfactual:
                      else s["total_usd"])
             loss = mech.round_loss(total, B, s["max_share"], ref, lam)
             self._loss[name] = self._loss.get(name, 0.0) + float(loss)
-        p = mech.path_variation(self._theta_needed)
-        bound = mech.regret_bound_usd(self._deficits, self._theta_needed)
+        p = self._regret.path_variation
+        bound = self._regret.bound_usd
         return {
             "counted": True,
-            "waves": len(self._deficits),
+            "waves": self._regret.waves,
             "path_variation": p,
             "bound_usd": bound,
             "lambda": lam,

@@ -22,7 +22,9 @@ in ``_usd`` (every venue is converted to USD at ingest); counters end in
 - ``reason``: reconnects use the fixed ``RECONNECT_REASONS``; parse errors use the
   parser's short reason (``ParseError.reason``), at most ``MAX_PARSE_REASONS``
   distinct values, the known ones (``PARSE_REASONS``) first;
-- ``pool``: insurance-fund pools (at most ``MAX_POOLS``).
+- ``pool``: insurance-fund pools (at most ``MAX_POOLS``);
+- ``task``: supervised task names (``adlmon/supervise.py``, at most ``MAX_TASKS``);
+  ``sink``: output sinks (``wavelog``, at most ``MAX_SINKS``).
 
 Series exist from the start (issue 8 §2): a family whose label values are known
 when the daemon starts (configured venues, horizons, mechanisms, each source's
@@ -70,7 +72,7 @@ DEFAULT_MECHANISMS = (
 RECONNECT_REASONS = (
     "close_1000", "close_1001", "abnormal_1006", "close_1011", "close_1012", "close_other",
     "timeout", "ping_timeout", "silence", "error_payload", "http_429", "http_5xx",
-    "connect_error", "server_restart", "other",
+    "connect_error", "server_restart", "frame_too_large", "other",
 )
 OTHER = "other"
 PRODUCTION = "production"  # the venue's own allocation, next to the mechanisms
@@ -85,7 +87,9 @@ PARSE_REASONS = (
     "bad_json", "bad_number", "bad_value", "missing_field", "unknown_channel",
     "unknown_format", "unknown_shape", "venue_error", "exception",
 )
-ENGINE_ANOMALIES = ("divergence", "unknown_dir", "unknown_ledger")
+MAX_TASKS = 48  # supervised task names (adlmon/supervise.py): a few per venue source
+MAX_SINKS = 8
+ENGINE_ANOMALIES = ("divergence", "unknown_dir", "unknown_ledger", "bad_event")
 
 LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 COMPUTE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -228,7 +232,27 @@ FAMILIES: tuple[Family, ...] = (
        "Fills applied to the ledger (all kinds). Unit: fills."),
     _f("adlmon_engine_anomalies_total", "counter", "engine", ("venue", "kind"),
        "Ledger anomalies: divergence (ledger vs venue closedPnl), unknown_dir, "
-       "unknown_ledger (account without state). Unit: events."),
+       "unknown_ledger (account without state), bad_event (an event the engine could not "
+       "apply: skipped and logged, the rest of the stream applied). Unit: events."),
+    _f("adlmon_task_up", "gauge", "engine", ("task",),
+       "1 while a supervised task runs (or a start-up task finished), 0 while it is down. "
+       "Unit: boolean."),
+    _f("adlmon_task_failures_total", "counter", "engine", ("task",),
+       "Unexpected exceptions (or returns) that ended a supervised task. Unit: failures."),
+    _f("adlmon_task_restarts_total", "counter", "engine", ("task",),
+       "Restarts of a supervised task after a failure (with backoff). Unit: restarts."),
+    _f("adlmon_sink_write_errors_total", "counter", "engine", ("sink",),
+       "Failed writes to an output sink (wavelog); the records are kept and retried. "
+       "Unit: errors."),
+    _f("adlmon_sink_pending_records", "gauge", "engine", ("sink",),
+       "Records waiting for a sink that failed to write (bounded queue). Unit: records."),
+    _f("adlmon_sink_dropped_records_total", "counter", "engine", ("sink",),
+       "Records dropped because a failing sink's queue was full. Unit: records."),
+    _f("adlmon_http_connections", "gauge", "engine", (),
+       "Open HTTP connections to the daemon's server. Unit: connections."),
+    _f("adlmon_http_connections_evicted_total", "counter", "engine", (),
+       "HTTP connections closed because the connection cap was reached (idle ones first). "
+       "Unit: connections."),
     _f("adlmon_event_loop_lag_seconds", "gauge", "engine", (),
        "Latest measured event-loop scheduling lag. Unit: seconds."),
     _f("adlmon_build_info", "gauge", "engine", ("version", "python"),
@@ -326,12 +350,14 @@ class Metrics:
         self._pool = _Bounded(MAX_POOLS)
         self._source = _Bounded(MAX_SOURCES)
         self._parse_reason = _Bounded(MAX_PARSE_REASONS, PARSE_REASONS, pattern=_REASON_RE)
+        self._task = _Bounded(MAX_TASKS)
+        self._sink = _Bounded(MAX_SINKS)
         self.families: dict[str, Any] = {}
         for fam in FAMILIES:
             self.families[fam.name] = self._make(fam)
         self._children: dict[tuple, Any] = {}
         self._feeds: dict[tuple[str, str, str], _FeedChildren] = {}
-        self._engine_seen: dict[tuple[str, str], float] = {}
+        self._engine_seen: dict[tuple[str, str, str], float] = {}
         if process_collectors:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
@@ -435,22 +461,59 @@ class Metrics:
 
     def observe_engine_stats(self, venue: str, stats: Mapping[str, Any]) -> None:
         """Advance engine counters from the engine's cumulative ``stats`` dict
-        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``)."""
+        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``, ``bad_events``)."""
         v = self._venue(venue)
         for key, family, kind in (("fills", "adlmon_engine_fills_total", None),
                                   ("divergences", "adlmon_engine_anomalies_total", "divergence"),
                                   ("unknown_dir", "adlmon_engine_anomalies_total", "unknown_dir"),
                                   ("unknown_ledger", "adlmon_engine_anomalies_total",
-                                   "unknown_ledger")):
+                                   "unknown_ledger"),
+                                  ("bad_events", "adlmon_engine_anomalies_total", "bad_event")):
             total = _num(stats.get(key))
             if total is None:
                 continue
-            seen = self._engine_seen.get((v, key), 0.0)
+            seen = self._engine_seen.get((v, family, key), 0.0)
             if total > seen:
                 child = (self._child(family, v) if kind is None
                          else self._child(family, v, kind))
                 child.inc(total - seen)
-                self._engine_seen[(v, key)] = total
+                self._engine_seen[(v, family, key)] = total
+
+    # --- supervision, sinks, HTTP server (adlmon/supervise.py, adlmon/wavelog.py) ---
+    def task_up(self, task: str, up: bool) -> None:
+        t = self._task(task)
+        self._child("adlmon_task_up", t).set(1 if up else 0)
+        # series from the start: the task's counters exist (at 0) once it runs
+        self._child("adlmon_task_failures_total", t)
+        self._child("adlmon_task_restarts_total", t)
+
+    def declare_sink(self, sink: str) -> None:
+        """A sink's series before its first write: errors and drops 0, nothing pending."""
+        s = self._sink(sink)
+        self._child("adlmon_sink_write_errors_total", s)
+        self._child("adlmon_sink_dropped_records_total", s)
+        self._child("adlmon_sink_pending_records", s).set(0)
+
+    def task_failure(self, task: str) -> None:
+        self._child("adlmon_task_failures_total", self._task(task)).inc()
+
+    def task_restart(self, task: str) -> None:
+        self._child("adlmon_task_restarts_total", self._task(task)).inc()
+
+    def sink_error(self, sink: str) -> None:
+        self._child("adlmon_sink_write_errors_total", self._sink(sink)).inc()
+
+    def sink_pending(self, sink: str, n: int) -> None:
+        self._child("adlmon_sink_pending_records", self._sink(sink)).set(n)
+
+    def sink_dropped(self, sink: str, n: int = 1) -> None:
+        self._child("adlmon_sink_dropped_records_total", self._sink(sink)).inc(n)
+
+    def http_connections(self, n: int) -> None:
+        self.families["adlmon_http_connections"].set(n)
+
+    def http_evicted(self) -> None:
+        self.families["adlmon_http_connections_evicted_total"].inc()
 
     # --- waves and mechanisms ---
     def observe_wave(self, report: Mapping[str, Any], compute_s: float | None = None) -> None:
@@ -771,7 +834,8 @@ def reference_markdown() -> str:
         "gauges add `production`, the venue's own allocation), `channel` (feed channels, ≤ "
         f"{MAX_CHANNELS}), `pool` (≤ {MAX_POOLS}), `kind` ({', '.join(ENGINE_ANOMALIES)}), "
         f"`reason` (reconnects: {', '.join(RECONNECT_REASONS)}; parse errors: the parser's "
-        f"reason, ≤ {MAX_PARSE_REASONS} values). Values past a cap become `other`.",
+        f"reason, ≤ {MAX_PARSE_REASONS} values), `task` (supervised task names, ≤ {MAX_TASKS}), "
+        f"`sink` (output sinks, ≤ {MAX_SINKS}). Values past a cap become `other`.",
         "",
     ]
     for group in GROUPS:

@@ -16,6 +16,14 @@ status page, all on one port (ecosystem.md §2.1, §2.6, §2.7).
 
 Optional HTTP basic auth covers everything except the two probes (so kubelet and
 systemd-style checks need no secret); optional TLS from ``tls_cert``/``tls_key``.
+
+Slow and many clients (issue 9, "Bounds"): a connection must send its request
+within ``header_timeout_s`` (aiohttp's keep-alive timer, which also runs from
+the moment a connection opens and is not extended by partial headers), and at
+most ``max_connections`` are open (:class:`ConnectionGuard`; also kept under
+an eighth of the process's file-descriptor limit): past it the oldest
+connection with no request in progress is closed, so 1,000 slow-header
+clients cannot keep a probe out. The handlers never read a request body.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import re
 import ssl
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import orjson
 from aiohttp import web
@@ -142,6 +150,15 @@ class ServerState:
         self.started_at = time.time()
         self.loop_monitor: LoopMonitor | None = None
         self.demo: dict[str, Any] | None = None  # ``adlmon run --demo``: its progress
+        self.connection_guard: ConnectionGuard | None = None  # set by start_server
+        # name -> (problems() -> readiness reasons, status() -> JSON-able detail): the
+        # supervisor's tasks and the sinks; any reason makes /readyz 503 (issue 9).
+        self.checks: dict[str, tuple[Callable[[], list[str]], Callable[[], Any] | None]] = {}
+
+    def add_check(self, name: str, problems: Callable[[], list[str]],
+                  status: Callable[[], Any] | None = None) -> None:
+        """A readiness check: while ``problems()`` lists anything, /readyz says 503 with it."""
+        self.checks[name] = (problems, status)
 
     def add_wave(self, report: Mapping[str, Any], *, observe: bool = True,
                  compute_s: float | None = None) -> None:
@@ -160,6 +177,8 @@ class ServerState:
         reasons = []
         if not self.started:
             reasons.append("not started")
+        for problems, _status in self.checks.values():
+            reasons += problems()
         if self.replay_done:
             return not reasons, reasons
         healthy = [name for name, s in self.sources.items() if s.get("healthy")]
@@ -193,7 +212,78 @@ class ServerState:
             out["loop_lag_s"] = self.loop_monitor.lag_s
         if self.demo is not None:
             out["demo"] = dict(self.demo)
+        for name, (_problems, status) in self.checks.items():
+            if status is not None:
+                out[name] = status()
         return out
+
+
+class ConnectionGuard:
+    """Caps the open connections of an aiohttp ``web.Server`` (module docstring).
+
+    Installed on ``runner.server``: its ``connection_made``/``connection_lost``
+    hooks (called by every ``RequestHandler``) are wrapped. When a connection
+    opens past ``max_connections``, the oldest one without a request in
+    progress (a slow-header or idle keep-alive client) is closed; if every
+    one is busy, the new one is.
+    """
+
+    def __init__(self, server, max_connections: int, metrics: Metrics | None = None):
+        self.max_connections = max_connections
+        self.metrics = metrics
+        self.evicted = 0
+        self._open: dict[Any, None] = {}  # insertion order: oldest first
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler, transport) -> None:
+            made(handler, transport)
+            self._open[handler] = None
+            if len(self._open) > self.max_connections:
+                self._evict(handler)
+            self._gauge()
+
+        def connection_lost(handler, exc=None) -> None:
+            lost(handler, exc)
+            self._open.pop(handler, None)
+            self._gauge()
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
+
+    def _evict(self, newest) -> None:
+        victim = next((h for h in self._open
+                       if h is not newest and not getattr(h, "_request_in_progress", False)),
+                      newest)
+        del self._open[victim]
+        victim.force_close()
+        self.evicted += 1
+        if self.metrics is not None:
+            self.metrics.http_evicted()
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.http_connections(len(self._open))
+
+
+def connection_limits(configured: int) -> tuple[int, int]:
+    """(connection cap, listen backlog) that fit the soft RLIMIT_NOFILE. Per loop
+    iteration the accept loop takes up to a backlog of sockets before their connections
+    are counted, and a closed connection's descriptor is freed an iteration later, so
+    the descriptors in use reach about cap + 4 × backlog; the cap is kept under 1/8 and
+    the backlog under 1/16 of the limit (past it asyncio stops accepting for a second)."""
+    backlog = 128  # aiohttp's default
+    try:
+        import resource
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        return configured, backlog
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return configured, backlog
+    return max(8, min(configured, soft // 8)), max(8, min(backlog, soft // 16))
 
 
 # --- config helpers ---
@@ -430,9 +520,12 @@ async def start_server(server_cfg, state: ServerState, *, env: Mapping[str, str]
     host, port = parse_listen(server_cfg.listen)
     app = make_app(state, credentials, loop_interval_s=loop_interval_s,
                    loop_threshold_s=loop_threshold_s, loop_hold_s=loop_hold_s)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=getattr(server_cfg, "header_timeout_s", 10.0))
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ctx)
+    cap, backlog = connection_limits(getattr(server_cfg, "max_connections", 256))
+    state.connection_guard = ConnectionGuard(runner.server, cap, state.metrics)
+    site = web.TCPSite(runner, host, port, ssl_context=ctx, backlog=backlog)
     await site.start()
     log.info("serving %s on %s", "https" if ctx else "http", server_url(runner))
     return runner

@@ -7,12 +7,14 @@ faster than real time (event times preserved)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 from collections import Counter
 from pathlib import Path
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from adlmon.app import Daemon, VenueClock
 from adlmon.config import HLP_LIQUIDATORS, parse_config
@@ -150,6 +152,27 @@ def _close(a, b, rel) -> bool:
             return False
         return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
     return a == b
+
+
+@contextlib.asynccontextmanager
+async def stopped_on_error(daemon: Daemon, fake: FakeHyperliquid):
+    """Stop both if the block raises (a test's own failure must not leak a daemon)."""
+    try:
+        yield
+    except BaseException:
+        await daemon.stop()
+        await fake.stop()
+        raise
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """Sum of the samples of ``name`` in an exposition whose labels include ``labels``."""
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from live_venue import (
-    SPEED, free_port, live_config, make_cascade, replay_reports, same,
+    SPEED, free_port, metric as _metric, live_config, make_cascade, replay_reports, same,
     start_daemon, wait_for,
 )
 from adlmon.app import VenueClock, effective_config
@@ -178,15 +178,6 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"{url} never answered")
-
-
-def _metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 def _stop(proc: subprocess.Popen) -> tuple[int, str]:

@@ -6,14 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from adlmon.config import CounterfactualConfig
-from adlmon.counterfactual import OPTIMAL, PRODUCTION, Counterfactual, Winners, production_haircuts
+from adlmon.counterfactual import (
+    OPTIMAL, PRODUCTION, Counterfactual, RegretRun, Winners, production_haircuts,
+)
 from adlmon.engine.engine import Engine
 from adlmon.engine.ledger import Ledger
 from adlmon.events import ADL, BUY, SELL, AccountSnapshot, Fill, Liquidation, PositionSnapshot
 from adlmon.replay import replay_files
 from adlmon.sim import simulate
+from adlmon.mechanisms.severity import path_variation as _p, regret_bound_usd as _bound
 
 VAULT = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"
 
@@ -142,3 +146,25 @@ def test_two_winners_hand_computed():
     # Production: a closed 2 short at 105 while the mark stayed 105 (last fill): haircut 0.
     assert x[PRODUCTION]["total_usd"] == pytest.approx(0.0, abs=1e-9)
     np.testing.assert_allclose(c["excess_vs_optimal_usd"]["0"], -10.0)
+
+
+# --- issue 9: the regret accounting keeps running sums, not every wave's deficit ---
+
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(1e-3, 1e9), st.one_of(st.none(), st.just(float("nan")),
+                                                        st.floats(0.0, 1.0))), max_size=60))
+def test_running_regret_terms_equal_the_list_formulas(waves):
+    run = RegretRun()
+    for d, th in waves:
+        run.add(d, th)
+    ds, ths = [d for d, _ in waves], [th for _, th in waves]
+    assert run.waves == len(waves)
+    assert run.path_variation == pytest.approx(_p(ths), rel=1e-9, abs=1e-12)
+    assert run.bound_usd == pytest.approx(_bound(ds, ths), rel=1e-9, abs=1e-9)
+
+
+def test_the_counterfactual_keeps_no_per_wave_history():
+    cf = Counterfactual()
+    assert not [k for k, v in vars(cf).items() if isinstance(v, list)]

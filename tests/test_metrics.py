@@ -68,7 +68,7 @@ def test_catalogue_names_follow_prometheus_conventions():
 
 def test_no_family_carries_an_account_or_address_label():
     allowed = {"venue", "horizon", "mechanism", "channel", "source", "reason", "pool", "kind",
-               "version", "python"}
+               "version", "python", "task", "sink"}
     for fam in FAMILIES:
         assert set(fam.labels) <= allowed, (fam.name, fam.labels)
 

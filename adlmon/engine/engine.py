@@ -11,25 +11,47 @@ block. A wave is emitted once it is closed and every horizon is reached, or at
 
 Event time is the only clock; ``tick(now_ms)`` is how a live caller lets
 wall-clock time close waves and reach horizons when the feed is quiet.
+
+A bad event (issue 9: one the parsers let through with a value the ledger
+cannot use, e.g. an object as user) is skipped, counted (``bad_events``,
+exported as the anomaly ``bad_event``) and logged (throttled); the rest of
+the stream, the rest of its block included, is applied. The engine never
+stops on one event and never applies one twice.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from operator import itemgetter
-from typing import Iterable
+from typing import Any, Iterable
 
 from adlmon.events import (
     ADL, LIQUIDATION, OTHER, AccountSnapshot, Fill, FeedGap, Funding, LedgerUpdate, Mark,
 )
 from adlmon.engine.ledger import Ledger, fill_row
 from adlmon.engine.waves import Wave, WaveTracker
+from adlmon.errorlog import ErrorLog
+
+log = logging.getLogger(__name__)
 
 _SPECIAL_KINDS = frozenset({ADL, LIQUIDATION, OTHER})
 _time_of_row = itemgetter(6)
 _kind_of_row = itemgetter(8)
 _STAT_OF_TYPE = {Mark: "marks", Funding: "fundings", LedgerUpdate: "ledger_updates",
                  AccountSnapshot: "snapshots", FeedGap: "feed_gaps"}
+
+
+_NUMBER = (float, int)
+
+
+def _row_usable(r: tuple) -> bool:
+    """Whether the ledger can apply a fill row (the salvage path only, never the hot one)."""
+    try:
+        return (len(r) == 15 and r[1].__class__ is str and r[2].__class__ is str
+                and all(r[k].__class__ in _NUMBER for k in (4, 5, 6, 7, 9, 10)))
+    except TypeError:
+        return False
 
 
 class Engine:
@@ -52,21 +74,31 @@ class Engine:
         self._counts: Counter = Counter()
         self.last_time_ms: int | None = None
         self.first_time_ms: int | None = None  # the input's time range, with last_time_ms
+        self.last_bad_event = ""
+        self._errors = ErrorLog(log)
 
     # ------------------------------------------------------------------ input
 
     def apply(self, event) -> list[Wave]:
         cls = event.__class__
-        t = event.to_ms if cls is FeedGap else event.time_ms
+        t = event.to_ms if cls is FeedGap else getattr(event, "time_ms", None)
+        if t.__class__ is not int:  # the block order needs a comparable time
+            self.bad_event(TypeError(f"time {t!r:.40} is not an integer"), event)
+            return []
         out = self._advance(t) if t != self._block_t else []
         if cls is Fill:
             row = fill_row(event)
+            try:
+                special = row[8] in _SPECIAL_KINDS
+            except TypeError as exc:  # an unhashable kind
+                self.bad_event(exc, event)
+                return out
             if self._rows is None:
                 self._rows = []
                 self._pending.append(self._rows)
             self._rows.append(row)
             self._counts["fills"] += 1
-            if row[8] in _SPECIAL_KINDS:
+            if special:
                 self._count_special((row,))
         else:
             self._rows = None
@@ -120,21 +152,59 @@ class Engine:
         if not self._pending:
             return []
         t = self._block_t
+        pending, self._pending, self._rows = self._pending, [], None
+        adl, self._adl = self._adl, []
         out = self.waves.before_block(t)
-        if self._adl:
-            self.waves.add_adl(t, self._adl, {})
-            self._adl = []
+        if adl:
+            try:
+                self.waves.add_adl(t, adl, {})
+            except Exception as exc:  # noqa: BLE001 - module docstring: skip, count, go on
+                good = [r for r in adl if _row_usable(r)]
+                self.bad_event(exc, f"{len(adl) - len(good)} of {len(adl)} ADL rows at {t}")
+                if good and len(good) < len(adl):
+                    try:
+                        self.waves.add_adl(t, good, {})
+                    except Exception as exc2:  # noqa: BLE001
+                        self.bad_event(exc2, f"{len(good)} ADL rows at {t}")
         apply_rows = self.ledger.apply_fill_rows
         apply = self.ledger.apply
-        for item in self._pending:
-            if item.__class__ is list:
-                apply_rows(item)
-            else:
-                apply(item)
-        self._pending = []
-        self._rows = None
+        for item in pending:
+            try:
+                if item.__class__ is list:
+                    apply_rows(item)
+                else:
+                    apply(item)
+            except Exception as exc:  # noqa: BLE001 - module docstring: skip, count, go on
+                if item.__class__ is list:
+                    self._salvage_rows(item, exc)
+                else:
+                    self.bad_event(exc, item)
         self._counts["blocks"] += 1
         return out
+
+    def _salvage_rows(self, rows: list, exc: Exception) -> None:
+        """A batch of rows raised part-way: the rows before the first unusable one were
+        applied; that one is skipped, the rest applied one by one (each guarded)."""
+        bad = next((i for i, r in enumerate(rows) if not _row_usable(r)), None)
+        if bad is None:  # not a value the check knows: where it stopped is unknown
+            self.bad_event(exc, f"a batch of {len(rows)} fill rows (partly applied)")
+            return
+        self.bad_event(exc, rows[bad])
+        for r in rows[bad + 1:]:
+            if not _row_usable(r):
+                self.bad_event(TypeError("unusable fill row"), r)
+                continue
+            try:
+                self.ledger.apply_fill_rows((r,))
+            except Exception as exc2:  # noqa: BLE001
+                self.bad_event(exc2, r)
+
+    def bad_event(self, exc: BaseException, what: Any) -> None:
+        """Count and log (throttled) one event the engine skips."""
+        self._counts["bad_events"] += 1
+        self.last_bad_event = f"{exc.__class__.__name__}: {exc}"[:200]
+        self._errors.log(exc.__class__.__name__, "%s: skipped an event the engine cannot "
+                         "apply (%s): %.300r", self.venue, self.last_bad_event, what)
 
     # ------------------------------------------------------------------ clocks
 
@@ -161,10 +231,10 @@ class Engine:
     def stats(self) -> dict[str, int]:
         """Counters: fills, adl_fills, liquidation_fills, unknown_dir, blocks,
         marks, fundings, ledger_updates, unknown_ledger, snapshots, feed_gaps,
-        divergences, positions_learned, out_of_order, waves, accounts."""
+        divergences, positions_learned, out_of_order, bad_events, waves, accounts."""
         s = {k: 0 for k in ("fills", "adl_fills", "liquidation_fills", "unknown_dir", "blocks",
                             "marks", "fundings", "ledger_updates", "snapshots", "feed_gaps",
-                            "out_of_order", "other_events")}
+                            "out_of_order", "other_events", "bad_events")}
         s.update(self._counts)
         s["divergences"] = self.ledger.divergences
         s["positions_learned"] = self.ledger.positions_learned

@@ -25,11 +25,18 @@ The rules (cryptofeed's connection handler, with its issue #223 fixed):
 * A frame that does not parse is counted per channel and appended to the
   quarantine file; it never drops the connection. A venue error payload the
   adapter calls fatal does (``error_payload``).
+* Bounds (issue 9): a frame larger than ``max_frame_bytes`` is refused by the
+  reader from its header, before its payload is buffered (aiohttp's
+  ``max_msg_size``; fragmented messages count their parts together), and ends
+  the connection as ``frame_too_large``: a counted reconnect, not an RSS
+  blow-up. The reader yields to the event loop every ``YIELD_EVERY`` frames,
+  so a flood of frames already buffered cannot starve pings, probes and
+  scrapes. Parser exceptions are logged throttled per reason, all counted.
 
 Reconnect reasons are ``adlmon.metrics.RECONNECT_REASONS``: ``close_1000``,
 ``close_1001``, ``abnormal_1006`` (TCP dropped without a close frame), other
 close codes, ``timeout``, ``ping_timeout``, ``silence``, ``error_payload``,
-``http_429``, ``connect_error``.
+``http_429``, ``connect_error``, ``frame_too_large``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 import aiohttp
 import orjson
 
+from adlmon.errorlog import ErrorLog
 from adlmon.events import Event, FeedGap, ParseError, event_time_ms
 from adlmon.metrics import reconnect_reason_for_close as close_reason
 from adlmon.net.backoff import Backoff, RepeatedFailure, parse_retry_after
@@ -53,6 +61,9 @@ log = logging.getLogger(__name__)
 
 # What Adapter.classify returns for a decoded frame.
 DATA, PONG, ACK, ERROR, IGNORE = "data", "pong", "ack", "error", "ignore"
+MAX_FRAME_BYTES = 64 << 20  # default frame cap; the largest real frame is ~5 MB (11k-fill userFills)
+YIELD_EVERY = 16  # frames read back to back before the reader lets the loop run
+CLOSE_MESSAGE_TOO_BIG = 1009  # RFC 6455 §7.4.1
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ class WsSession:
                  clock: Callable[[], float] = time.monotonic,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 ssl: Any = True):
+                 ssl: Any = True, max_frame_bytes: int = MAX_FRAME_BYTES):
         self.name = name
         self.url = url
         self.adapter = adapter
@@ -152,6 +163,8 @@ class WsSession:
         self.now_ms = now_ms
         self.sleep = sleep
         self.ssl = ssl
+        self.max_frame_bytes = max_frame_bytes
+        self._errors = ErrorLog(log)
         self._policies = {p.name: p for p in adapter.channels}
         self._busy = [p for p in adapter.channels if p.busy]
         for p in self._busy:
@@ -228,7 +241,7 @@ class WsSession:
             async with asyncio.timeout(self.liveness_timeout_s):
                 ws = await self._http.ws_connect(
                     self.url, compress=0, heartbeat=None, autoping=True, autoclose=True,
-                    max_msg_size=0, decode_text=False, ssl=self.ssl,
+                    max_msg_size=self.max_frame_bytes, decode_text=False, ssl=self.ssl,
                     timeout=aiohttp.ClientWSTimeout(ws_close=min(self.liveness_timeout_s, 5.0)))
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 429:
@@ -293,8 +306,13 @@ class WsSession:
     # ---------------------------------------------------------------- reader
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, float | None, str]:
         text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        n = 0
         while True:
             msg = await ws.receive()
+            n += 1
+            if n % YIELD_EVERY == 0:
+                # receive() does not suspend while frames are buffered: let the loop run
+                await asyncio.sleep(0)
             if msg.type is text or msg.type is binary:
                 outcome = self._on_frame(msg.data)
                 if outcome is None:
@@ -318,7 +336,12 @@ class WsSession:
             elif msg.type is aiohttp.WSMsgType.CLOSED:
                 return close_reason(ws.close_code), None, "connection closed"
             elif msg.type is aiohttp.WSMsgType.ERROR:
-                return "abnormal_1006", None, f"transport error: {ws.exception()}"
+                # aiohttp puts a protocol error in msg.data (ws.exception() stays None)
+                exc = msg.data if isinstance(msg.data, BaseException) else ws.exception()
+                if CLOSE_MESSAGE_TOO_BIG in (getattr(exc, "code", None), ws.close_code):
+                    return "frame_too_large", None, (f"frame over max_frame_bytes = "
+                                                     f"{self.max_frame_bytes}: {exc}")
+                return "abnormal_1006", None, f"transport error: {exc}"
             # PING/PONG/CLOSING frames: aiohttp answers pings itself; nothing to do.
 
     def _on_frame(self, raw: bytes | str) -> list[Event] | str | None:
@@ -360,8 +383,8 @@ class WsSession:
                 return None
             except Exception as exc:  # a parser bug must not take the feed down
                 self.metrics.message(self.venue, channel, now=wall)
-                self._parse_error(channel, "exception", f"{exc.__class__.__name__}: {exc}", raw)
-                log.exception("%s: parser raised on a %s frame", self.name, channel)
+                self._parse_error(channel, "exception", f"{exc.__class__.__name__}: {exc}", raw,
+                                  exc_info=exc)
                 return None
             self.metrics.message(self.venue, channel, now=wall,
                                  exchange_time_ms=event_time_ms(events[-1]) if events else None)
@@ -371,7 +394,8 @@ class WsSession:
             if adapter.error_is_fatal(obj):
                 log.warning("%s: venue error payload, reconnecting: %s", self.name, text)
                 return text
-            log.info("%s: venue error payload (not fatal): %s", self.name, text)
+            self._errors.log("error_payload", "%s: venue error payload (not fatal): %s", self.name,
+                             text, level=logging.INFO)
             return None
         return None  # ACK / IGNORE
 
@@ -380,14 +404,14 @@ class WsSession:
         name = self.adapter.guess_channel(head)
         return name if name in self._policies else "unknown"
 
-    def _parse_error(self, channel: str, reason: str, error: str, raw: bytes | str) -> None:
+    def _parse_error(self, channel: str, reason: str, error: str, raw: bytes | str,
+                     exc_info: BaseException | None = None) -> None:
         self.parse_errors[channel] = self.parse_errors.get(channel, 0) + 1
         self.metrics.parse_error(self.venue, channel, reason)
         self.quarantine.add(self.venue, channel, reason, error, raw)
-        n = sum(self.parse_errors.values())
-        if n <= 10 or n % 1000 == 0:
-            log.warning("%s: unparsable %s frame (%s: %s); %d so far, raw frame quarantined",
-                        self.name, channel, reason, error[:200], n)
+        self._errors.log(reason, "%s: unparsable %s frame (%s: %s); %d so far, raw frame "
+                         "quarantined", self.name, channel, reason, error[:200],
+                         sum(self.parse_errors.values()), exc_info=exc_info)
 
     # -------------------------------------------------------------- watchdog
     def _tick_s(self) -> float:

@@ -47,6 +47,10 @@ class SourceContext:
     state_dir: str = ""
     capture: Any = None  # adlmon.io.capture.CaptureWriter of this venue, or None
     rng: Any = None
+    # adlmon.supervise.Supervisor of the daemon: a venue starts every long-lived task
+    # (sessions, polls, tailers, start-up) with ``supervisor.spawn(name, factory)``, so it
+    # is logged, counted, restarted and shown in /readyz with no code in app.py for it.
+    supervisor: Any = None
 
 
 @dataclass(frozen=True)

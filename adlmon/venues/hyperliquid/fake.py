@@ -29,6 +29,11 @@ every connection without a close frame (1006) or with a close code
 malformed JSON or an error payload, answer the next upgrades with 429 and
 ``Retry-After``, re-send already-sent fills, restart (stop listening, drop
 everything, come back on the same port).
+
+Hostility (issue 9): scripted ``/info`` answers of any shape
+(:meth:`script_info`), raw frames to the connections of one subscription type,
+floods of frames, oversized frames, and an endless frame whose header
+announces 2^40 bytes and whose payload never ends (:meth:`send_endless_frame`).
 """
 
 from __future__ import annotations
@@ -145,6 +150,8 @@ class FakeHyperliquid:
         self.pings = 0
         self.frames_sent = 0
         self.info_requests: dict[str, int] = defaultdict(int)
+        self.info_script: list[list] = []  # [kind, user, answer, times left (None = always)]
+        self.scripted_answers = 0
         self._lid = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -222,12 +229,10 @@ class FakeHyperliquid:
     def mute_data(self, channel: str | None = None) -> int:
         """Open connections (those subscribed to ``channel``'s type, e.g. "trades", if
         given) stop getting data; pongs are still answered; new connections are fine."""
-        n = 0
-        for c in self.conns.values():
-            if channel is None or any(orjson.loads(k).get("type") == channel for k in c.subs):
-                c.mute_data = True
-                n += 1
-        return n
+        conns = self._subscribed(channel)
+        for c in conns:
+            c.mute_data = True
+        return len(conns)
 
     def mute_pongs(self) -> None:
         """Open connections stop getting anything: no pong, no data (a hung peer)."""
@@ -235,9 +240,71 @@ class FakeHyperliquid:
             c.mute_pongs = True
             c.mute_data = True
 
-    async def send_raw(self, text: str) -> None:
-        for c in list(self.conns.values()):
+    def _subscribed(self, channel: str | None) -> list[_Conn]:
+        """Open connections (those with a subscription of type ``channel``, if given)."""
+        return [c for c in list(self.conns.values()) if channel is None
+                or any(orjson.loads(k).get("type") == channel for k in c.subs)]
+
+    async def send_raw(self, text: str, channel: str | None = None) -> int:
+        """One raw text frame to every connection (subscribed to ``channel``'s type)."""
+        conns = self._subscribed(channel)
+        for c in conns:
             await self._send(c, text)
+        return len(conns)
+
+    async def flood(self, text: str, n: int, channel: str | None = None) -> int:
+        """``n`` copies of a frame back to back (the writes are buffered: the peer
+        receives them as one burst)."""
+        sent = 0
+        for c in self._subscribed(channel):
+            for i in range(n):
+                if c.ws.closed:
+                    break
+                await c.ws.send_str(text)
+                sent += 1
+                if i % 1000 == 999:
+                    await asyncio.sleep(0)  # the fake's own loop keeps playing
+        self.frames_sent += sent
+        return sent
+
+    async def send_endless_frame(self, channel: str | None = None, announce: int = 1 << 40,
+                                 max_bytes: int = 256 << 20, chunk: int = 1 << 16) -> int:
+        """A text frame header announcing ``announce`` bytes, then payload at line rate
+        until the peer closes the connection (or ``max_bytes`` were written). Returns
+        the payload bytes written."""
+        written = 0
+        conns = self._subscribed(channel)
+        header = bytes([0x81, 127]) + announce.to_bytes(8, "big")  # FIN|TEXT, 64-bit length
+        block = b"x" * chunk
+        for c in conns:
+            transport = c.request.transport
+            if transport is None or transport.is_closing():
+                continue
+            transport.write(header)
+            while written < max_bytes and not transport.is_closing():
+                transport.write(block)
+                written += chunk
+                await asyncio.sleep(0)
+                if transport.get_write_buffer_size() > 4 * chunk:
+                    await asyncio.sleep(0.01)
+        return written
+
+    def script_info(self, kind: str, answer: Any, user: str | None = None,
+                    times: int | None = 1) -> None:
+        """Answer the next ``times`` (None: every) ``/info`` requests of ``kind`` (for
+        ``user``, or for every user with None) with ``answer``, whatever its shape."""
+        self.info_script.append([kind, user.lower() if user else None, answer, times])
+
+    def _scripted(self, kind: str, body: dict) -> tuple[bool, Any]:
+        who = str(body.get("user") or body.get("vaultAddress") or "").lower()
+        for entry in self.info_script:
+            k, user, answer, times = entry
+            if k == kind and (user is None or user == who) and (times is None or times > 0):
+                if times is not None:
+                    entry[3] -= 1
+                self.scripted_answers += 1
+                return True, answer
+        return False, None
 
     async def send_error(self, text: str = "Internal error: subscription lost") -> None:
         await self.send_raw(orjson.dumps({"channel": "error", "data": text}).decode())
@@ -475,6 +542,10 @@ class FakeHyperliquid:
             return web.Response(status=400, text="body must be JSON")
         kind = body.get("type") if isinstance(body, dict) else None
         self.info_requests[str(kind)] += 1
+        if self.info_script:
+            hit, answer = self._scripted(str(kind), body)
+            if hit:
+                return _json(answer)
         if kind == "clearinghouseState":
             return _json(self.clearinghouse_state(str(body.get("user", "")).lower()))
         if kind == "vaultDetails":

@@ -27,7 +27,13 @@ Tailing rules:
   A saved offset past the end of its file (the file was replaced) restarts that
   file from 0.
 * a bad line is counted per stream (``adlmon_feed_parse_errors_total``) and
-  quarantined; one bad fill in a block drops only that fill.
+  quarantined; one bad fill in a block drops only that fill. A line the parser
+  raises on unexpectedly (not a ``ParseError``) is counted as ``exception``,
+  quarantined and skipped the same way (issue 9): the tail goes on.
+* the saved offset never passes a line whose events were not published: a
+  stream's committed position moves only after the bus took the batch, and
+  a run restarted by the supervisor (or a new process) resumes there, so a
+  line is re-read rather than skipped (at-least-once across a crash).
 """
 
 from __future__ import annotations
@@ -96,12 +102,28 @@ class HourlyTail:
         self.pending = 0  # lines read, parsed, not yet published
 
     def state(self) -> dict | None:
-        """The position to resume from: after the last line published."""
-        key, offset = (self.key, self.offset) if not self.pending or self.committed is None \
-            else self.committed
+        """The position to resume from: after the last line published (never past a
+        line read but not yet published)."""
+        key, offset = (self.key, self.offset) if not self.pending else self.committed
         if key is None:
             return None
         return {"file": f"{key[0]}/{key[1]}", "offset": offset}
+
+    def _at(self, key: tuple | None, path: Path | None, offset: int) -> None:
+        """Position the tail; with nothing pending this is also the committed position."""
+        self.key, self.path, self.offset = key, path, offset
+        self._buf = b""
+        self._idle_since = None
+        if not self.pending:
+            self.committed = (key, offset)
+
+    def rewind(self) -> None:
+        """Back to the committed position (lines read but not published are dropped,
+        to be read again): what a restarted run does."""
+        self.pending = 0
+        if self.committed is not None and self.committed[0] is not None:
+            key, offset = self.committed
+            self._at(key, self.root / key[0] / str(key[1]), offset)
 
     def resume(self, saved: dict | None) -> str:
         """Position from a saved state, else the start of the newest file. Returns how."""
@@ -117,21 +139,17 @@ class HourlyTail:
             path = self.root / key[0] / str(key[1])
             if path.is_file():
                 size = path.stat().st_size
-                self.key, self.path = key, path
                 if offset > size:
-                    self.offset = 0
+                    self._at(key, path, 0)
                     return f"saved offset {offset} is past the end of {path} ({size} bytes): from its start"
-                self.offset = offset
-                self.committed = (key, offset)
+                self._at(key, path, offset)
                 return f"resumed {path} at byte {offset}"
             later = [(k, p) for k, p in files if k > key]
             if later:
-                self.key, self.path = later[0]
-                self.offset = 0
+                self._at(*later[0], 0)
                 return f"saved file {path} is gone: from the start of {self.path}"
         if files:
-            self.key, self.path = files[-1]
-            self.offset = 0
+            self._at(*files[-1], 0)
             return f"from the start of the newest file {self.path}"
         return f"no file yet under {self.root}: waiting"
 
@@ -143,8 +161,7 @@ class HourlyTail:
             files = hourly_files(self.root)
             if not files:
                 return [], None, True
-            self.key, self.path = files[0]
-            self.offset = 0
+            self._at(*files[0], 0)
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset + len(self._buf))
@@ -180,9 +197,7 @@ class HourlyTail:
         abandoned = None
         if self._buf:
             abandoned, self._buf = self._buf, b""
-        self.key, self.path = later[0]
-        self.offset = 0
-        self._idle_since = None
+        self._at(*later[0], 0)
         self.rotations += 1
         log.info("node tail %s: rotated to %s", self.channel, self.path)
         return [], abandoned, False
@@ -279,6 +294,11 @@ class NodeTailer:
     async def run(self) -> None:
         if not self.started:
             self.start()
+        else:  # restarted after a failure: what was read but not published is read again
+            self._pending = []
+            self._high = {}
+            for tail in self.tails.values():
+                tail.rewind()
         try:
             while True:
                 n = await self.poll()
@@ -313,9 +333,15 @@ class NodeTailer:
                 errors: list = []
                 try:
                     events = parse_node_line(line, errors=errors)
+                    t = _line_time(events) if events else self._high.get(name, 0)
+                    if t.__class__ is not int:
+                        raise ParseError("bad_time", f"line time {t!r:.40} is not an integer")
                 except ParseError as exc:
                     self._count_error(name, exc.reason, str(exc), line)
-                    events = []
+                    events, errors = [], []
+                except Exception as exc:  # noqa: BLE001 - a parser bug: skip the line, go on
+                    self._count_error(name, "exception", f"{exc.__class__.__name__}: {exc}", line)
+                    events, errors = [], []
                 for _i, exc in errors:
                     self._count_error(name, exc.reason, str(exc), line)
                 t = _line_time(events) if events else self._high.get(name, 0)
@@ -327,16 +353,22 @@ class NodeTailer:
                 unbounded = False
                 bound = self._high[name] if bound is None else min(bound, self._high[name])
         batch: list[Event] = []
+        commits: dict[str, tuple] = {}
+        popped: dict[str, int] = {}
         while self._pending and (unbounded or self._pending[0][0] <= bound):
             _t, _o, _s, name, key, end, events = heapq.heappop(self._pending)
-            tail = self.tails[name]
-            tail.pending -= 1
-            tail.committed = (key, end)
+            commits[name] = (key, end)
+            popped[name] = popped.get(name, 0) + 1
             batch.extend(events)
         if batch:
             self.last_message_wall = time.time()
             self.events_published += len(batch)
             await self.publish(batch)
+        # Only now: a publish that raised leaves the offsets before these lines.
+        for name, position in commits.items():
+            tail = self.tails[name]
+            tail.pending -= popped[name]
+            tail.committed = position
         return n_lines
 
     def _count_error(self, channel: str, reason: str, error: str, raw: bytes) -> None:

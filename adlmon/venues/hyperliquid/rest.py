@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 from adlmon.config import HLP_LIQUIDATORS
+from adlmon.errorlog import ErrorLog
 from adlmon.events import AccountSnapshot, Event, ParseError
 from adlmon.net.backoff import RepeatedFailure
 from adlmon.net.rest import RestClient, RestError
@@ -186,10 +187,10 @@ class VaultStatePoller:
                 obj = await self.info.clearinghouse_state(addr)
                 snap = parse_clearinghouse_state(addr, obj, self.now_ms())
             except (RestError, ParseError) as exc:
-                state.errors += 1
-                state.last_error = str(exc)
-                self._failures[addr].failed(f"clearinghouseState of vault {state.vault.name}",
-                                            "failed", str(exc), self.interval_s)
+                self._failed(state, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - an answer of a shape the parser missed
+                self._failed(state, exc, exc_info=exc)
                 continue
             self._failures[addr].recovered()
             state.polls += 1
@@ -209,6 +210,19 @@ class VaultStatePoller:
             if known:
                 self.metrics.set_deficit(VENUE, sum(known))
 
+    def _failed(self, state: VaultState, exc: Exception, exc_info=None) -> None:
+        """One failed poll of one vault: counted per vault, logged once per distinct error
+        (an answer of an unexpected shape with its traceback); the poll goes on."""
+        state.errors += 1
+        state.last_error = str(exc) if isinstance(exc, (RestError, ParseError)) \
+            else f"{exc.__class__.__name__}: {exc}"
+        failures = self._failures[state.vault.address]
+        if exc_info is not None and failures.key != ("failed", state.last_error):
+            log.warning("clearinghouseState of vault %s: unexpected answer", state.vault.name,
+                        exc_info=exc_info)
+        failures.failed(f"clearinghouseState of vault {state.vault.name}", "failed",
+                        state.last_error, self.interval_s)
+
     async def run(self) -> None:
         while True:
             await self.poll_once()
@@ -224,6 +238,9 @@ class VaultStatePoller:
                 "errors": s.errors, "last_error": s.last_error, "bootstrapped": s.bootstrapped,
             } for s in self.states.values()},
         }
+
+
+_WINNER_ERRORS = ErrorLog(log, first=3, every=100)
 
 
 async def poll_winners(info: InfoClient, users: Iterable[str], *, max_users: int,
@@ -248,6 +265,10 @@ async def poll_winners(info: InfoClient, users: Iterable[str], *, max_users: int
             upnl = unrealized_pnl(obj)
         except (RestError, ParseError, asyncio.TimeoutError) as exc:
             log.debug("winner %s: clearinghouseState failed: %s", user, exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - an answer of a shape the parser missed
+            _WINNER_ERRORS.log(exc.__class__.__name__, "winner %s: clearinghouseState "
+                               "unusable (%s: %s); skipped", user, exc.__class__.__name__, exc)
             continue
         snaps.append(snap)
         records.append({"user": user, "time_ms": snap.time_ms,

@@ -57,6 +57,7 @@ from adlmon.net.backoff import Backoff, RepeatedFailure
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.rest import RestClient, WeightLimiter
 from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy, NullMetrics, WsSession
+from adlmon.supervise import Supervisor
 from adlmon.venues.hyperliquid.parse import VENUE, parse_ws_message
 from adlmon.venues.hyperliquid.rest import (
     InfoClient, Vault, VaultStatePoller, discover_coins, discover_liquidators, known_liquidators,
@@ -486,7 +487,8 @@ class HyperliquidFeeds:
     def __init__(self, cfg: HyperliquidConfig, publish: Callable[[list[Event]], Awaitable[None]], *,
                  metrics=None, now_ms: Callable[[], int] | None = None,
                  state_dir: str = "", rng=None, join_hold_ms: int = 2000,
-                 discovery_timeout_s: float = 10.0, market_waits_s: float = 2.0):
+                 discovery_timeout_s: float = 10.0, market_waits_s: float = 2.0,
+                 supervisor: Supervisor | None = None):
         self.cfg = cfg
         self.publish = publish
         self.metrics = metrics or NullMetrics()
@@ -512,7 +514,9 @@ class HyperliquidFeeds:
         self.vault_adapters: dict[str, VaultAdapter] = {}
         self.poller: VaultStatePoller | None = None
         self.node = None
-        self._tasks: list[asyncio.Task] = []
+        # Every source runs supervised (adlmon/supervise.py): the daemon's, or a private one.
+        self.supervisor = supervisor or Supervisor(self.metrics, rng=rng)
+        self._tasks: list[str] = []  # names of the supervised tasks of this venue
         self._pending_watermarks: dict[str, AccountSnapshot] = {}
         self.started = False
         self.stage = ""  # what the background start-up is doing ("" = done)
@@ -538,7 +542,8 @@ class HyperliquidFeeds:
                 metrics.silence_budget(VENUE, channel, self.cfg.silence_budget_s)
         if self.sources - {"node"}:
             self.stage = "starting"
-            self._spawn(self._startup(), "hyperliquid.startup")
+            # Restartable: every step below is idempotent (a rerun starts only what is missing).
+            self._spawn(self._startup, "hyperliquid.startup", once=True)
         self.started = True
 
     async def _startup(self) -> None:
@@ -556,17 +561,19 @@ class HyperliquidFeeds:
             done, _ = await asyncio.wait({discovery}, timeout=self.market_waits_s)
             if not done and market:
                 market = False
-                self._spawn(self._market(), "hyperliquid.market")
+                self._spawn(self._market, "hyperliquid.market")
             await discovery
         self.join.vaults = {v.address for v in self.vaults}
+        # Restartable: a rerun (after a failure) starts only what is not running yet.
         if market:
-            self._spawn(self._market(), "hyperliquid.market")
+            self._spawn(self._market, "hyperliquid.market")
         if self.sources & {"vault_fills", "vault_events"}:
             for v in self.vaults:
-                self._start_vault_session(v)
+                if v.address not in self.vault_adapters:
+                    self._start_vault_session(v)
         if self.join.enabled:
-            self._spawn(self._expire_held(), "hyperliquid.join")
-        if "vault_state" in self.sources and self.vaults:
+            self._spawn(self._expire_held, "hyperliquid.join")
+        if "vault_state" in self.sources and self.vaults and self.poller is None:
             declare_pool = getattr(self.metrics, "declare_pool", None)  # NullMetrics has none
             for v in self.vaults:
                 if declare_pool is not None:
@@ -580,7 +587,7 @@ class HyperliquidFeeds:
             except asyncio.TimeoutError:
                 log.warning("vault bootstrap: no clearinghouseState in %.0f s; continuing, the "
                             "poller keeps trying", self.discovery_timeout_s)
-            self._spawn(self._poll_forever(), "hyperliquid.vault_state")
+            self._spawn(self._poll_forever, "hyperliquid.vault_state")
         self.stage = ""
 
     async def _discover_vaults(self) -> None:
@@ -637,10 +644,11 @@ class HyperliquidFeeds:
         session = WsSession(name, cfg.ws_url, adapter, self.publish,
                             ping_interval_s=cfg.ping_interval_s,
                             liveness_timeout_s=cfg.liveness_timeout_s, backoff=self._backoff(),
-                            metrics=metrics, quarantine=self.quarantine, now_ms=self.now_ms)
+                            metrics=metrics, quarantine=self.quarantine, now_ms=self.now_ms,
+                            max_frame_bytes=cfg.max_frame_bytes)
         self.sessions[name] = session
         if spawn:
-            self._spawn(session.run(), name)
+            self._spawn(session.run, name)
         return session
 
     async def _market(self) -> None:
@@ -702,24 +710,17 @@ class HyperliquidFeeds:
                                metrics=SourceMetrics(self.metrics, NODE_SOURCE),
                                quarantine=self.quarantine)
         self._declare(NODE_SOURCE, self.node.tails)  # stream names: the node's channels
-        self._spawn(self.node.run(), "hyperliquid.node")
+        self._spawn(self.node.run, "hyperliquid.node")
 
-    def _spawn(self, coro, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
-
-    @staticmethod
-    def _task_done(task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("hyperliquid source %s died: %r", task.get_name(), task.exception(),
-                      exc_info=task.exception())
+    def _spawn(self, factory, name: str, once: bool = False) -> None:
+        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
+        self.supervisor.spawn(name, factory, once=once)
+        if name not in self._tasks:
+            self._tasks.append(name)
 
     async def stop(self) -> None:
         """Cancel every source (sockets closed), then publish what the join still holds."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(self._tasks)
         self._tasks = []
         await self.info.close()
         held = self.join.flush()

@@ -193,3 +193,101 @@ async def test_run_saves_its_position_when_cancelled(cascade, tmp_path):
     await asyncio.gather(task, return_exceptions=True)
     saved = orjson.loads((state / STATE_FILE).read_bytes())["streams"]
     assert saved["misc_events"]["offset"] == len(b"".join(misc[:3]))
+
+
+# --- issue 9: a bad line is quarantined and skipped; the offset never passes an unapplied line ---
+
+def _poison(line: bytes, how: str) -> bytes:
+    obj = orjson.loads(line)
+    if how == "users_int":
+        obj["inner"][next(iter(obj["inner"]))]["users"] = 5
+    else:  # a time the parser's int() chokes on
+        obj["time"] = "²"
+    return orjson.dumps(obj) + b"\n"
+
+
+@pytest.mark.parametrize("how", ["users_int", "time_superscript"])
+async def test_a_misc_line_the_parser_raises_on_is_quarantined_and_the_rest_is_applied(cascade, tmp_path, how):
+    from adlmon.supervise import Supervisor
+    _sim, fills, misc = cascade
+    bad = next(i for i, line in enumerate(misc) if b'"users"' in line and i > 0)
+    poisoned = misc[:bad] + [_poison(misc[bad], how)] + misc[bad + 1:]
+    root = node_dir(tmp_path / "data", fills[:40], poisoned, split=40)
+    state = tmp_path / "state"
+    sink = Sink()
+    q = Quarantine(tmp_path / "q.jsonl", 1_000_000)
+    t = NodeTailer(root, sink, state_dir=state, poll_s=0.01, rotate_after_s=0.0, quarantine=q)
+    sup = Supervisor()
+    sup.spawn("hyperliquid.node", t.run)
+    want_misc = sum(len(parse_node_line(line)) for i, line in enumerate(misc) if i != bad)
+    want_fills = [k for line in fills[:40] for k in fill_keys(parse_node_line(line))]
+    async with asyncio.timeout(10):
+        while len(sink.events) < want_misc + len(want_fills):
+            await asyncio.sleep(0.01)
+    assert sup.states["hyperliquid.node"].failures == 0  # the source never died
+    assert fill_keys(sink.events) == want_fills
+    assert sum(t.parse_errors.values()) == 1 and t.parse_errors.get("misc_events") == 1
+    assert q.written == 1
+    await sup.stop()
+    saved = orjson.loads((state / STATE_FILE).read_bytes())["streams"]
+    assert saved["misc_events"]["offset"] == len(b"".join(poisoned))
+
+
+async def test_a_failed_publish_never_moves_the_offset_and_the_restarted_run_rereads_the_lines(cascade, tmp_path):
+    from adlmon.supervise import Supervisor
+    _sim, fills, misc = cascade
+    root = node_dir(tmp_path / "data", fills[:30], misc[:0], split=30)
+    state = tmp_path / "state"
+    got = []
+    calls = {"n": 0}
+
+    async def flaky(events):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the bus refuses the second batch: the task fails
+            raise RuntimeError("bus refused the batch")
+        got.extend(events)
+
+    t = NodeTailer(root, flaky, state_dir=state, poll_s=0.01, rotate_after_s=0.0)
+    t.start()
+    t.tails["node_fills_by_block"].resume({"file": "20251010/21", "offset": 0})
+    # small reads so that the file takes several batches
+    import adlmon.venues.hyperliquid.node as node
+    old = node.MAX_READ
+    node.MAX_READ = 4096
+    try:
+        sup = Supervisor(backoff_initial_s=0.01, backoff_max_s=0.02)
+        sup.spawn("hyperliquid.node", t.run)
+        want = [k for line in fills[:30] for k in fill_keys(parse_node_line(line))]
+        async with asyncio.timeout(10):
+            while len(fill_keys(got)) < len(want):
+                await asyncio.sleep(0.01)
+        assert sup.states["hyperliquid.node"].restarts == 1
+        assert fill_keys(got) == want  # nothing skipped, nothing twice
+        await sup.stop()
+    finally:
+        node.MAX_READ = old
+    saved = orjson.loads((state / STATE_FILE).read_bytes())["streams"]
+    assert saved["node_fills_by_block"]["offset"] == len(b"".join(fills[:30]))
+
+
+async def test_the_offset_saved_by_a_dying_run_is_before_its_unpublished_lines(cascade, tmp_path):
+    """Before issue 9 the position saved when the run died was the end of both files."""
+    _sim, fills, misc = cascade
+    root = node_dir(tmp_path / "data", fills[:20], misc[:0], split=20)
+    state = tmp_path / "state"
+
+    async def refuse(events):
+        raise RuntimeError("bus down")
+
+    t = NodeTailer(root, refuse, state_dir=state, poll_s=0.01, rotate_after_s=0.0)
+    t.start()
+    t.tails["node_fills_by_block"].resume({"file": "20251010/21", "offset": 0})
+    with pytest.raises(RuntimeError):
+        await t.run()
+    saved = orjson.loads((state / STATE_FILE).read_bytes())["streams"]
+    assert saved["node_fills_by_block"] == {"file": "20251010/21", "offset": 0}
+    second = Sink()
+    t2 = tailer(root, second, state_dir=state)
+    await drain(t2, 2)
+    want = [k for line in fills[:20] for k in fill_keys(parse_node_line(line))]
+    assert fill_keys(second.events) == want
