@@ -74,7 +74,7 @@ def test_paper_csv_splits_tracking_and_fairness_as_published(paper_card, policy,
 def test_paper_csv_keeps_every_policy_name_of_the_csv(paper_card):
     assert list(paper_card["policies"]) == [
         "prod", "pr", "pnl_pr", "eq_pr", "vector", "contract_pr", "fixed_point_ilp_integer"]
-    assert set(paper_card) == {"bound_usd", "path_variation", "lambda", "policies"}
+    assert set(paper_card) == {"bound_usd", "path_variation", "lambda", "share_convention", "policies"}
     for p in paper_card["policies"].values():
         assert set(p) == {"tracking_usd", "fairness_usd", "total_usd", "share_of_bound"}
 
@@ -149,10 +149,12 @@ def wave_report(wave_id, needed, deficit, theta, prod_h, prod_m, pr, ilp, **extr
         "horizon_status": {"0": "reached", "500": "reached"},
         "counterfactual": {
             "reference": "min_max_integer",
-            "production": {"max_share": prod_m},
-            "pro_rata": {"ex_post": {"total_usd": pr[0], "max_share": pr[1], "accounts_touched": 2},
+            "production": {"max_share": prod_m, "max_share_equity": prod_m},
+            "pro_rata": {"ex_post": {"total_usd": pr[0], "max_share": pr[1],
+                                     "max_share_equity": pr[1], "accounts_touched": 2},
                          "ex_ante": {"total_usd": 999.0, "max_share": 0.9}},
-            "min_max_integer": {"budget_usd": ilp[0], "max_share": ilp[1], "status": "optimal"},
+            "min_max_integer": {"budget_usd": ilp[0], "max_share": ilp[1],
+                                "max_share_equity": ilp[1], "status": "optimal"},
         },
     }
     report.update(extra)
@@ -225,6 +227,7 @@ def test_wavelog_mechanisms_may_be_nested_under_mechanisms_key(tmp_path):
 
 def test_scorecard_of_no_waves_is_empty_and_cli_says_so(tmp_path):
     assert scorecard([], 1.0) == {"bound_usd": 0.0, "path_variation": 0.0, "lambda": 1.0,
+                                  "share_convention": "equity",
                                   "policies": {}}
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
