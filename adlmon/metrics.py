@@ -228,7 +228,8 @@ FAMILIES: tuple[Family, ...] = (
        "Fills applied to the ledger (all kinds). Unit: fills."),
     _f("adlmon_engine_anomalies_total", "counter", "engine", ("venue", "kind"),
        "Ledger anomalies: divergence (ledger vs venue closedPnl), unknown_dir, "
-       "unknown_ledger (account without state). Unit: events."),
+       "unknown_ledger (account without state), missing_mark_px (ADL or liquidation fill "
+       "without liquidation markPx: kept, its B term unknown). Unit: events."),
     _f("adlmon_event_loop_lag_seconds", "gauge", "engine", (),
        "Latest measured event-loop scheduling lag. Unit: seconds."),
     _f("adlmon_build_info", "gauge", "engine", ("version", "python"),
@@ -435,13 +436,16 @@ class Metrics:
 
     def observe_engine_stats(self, venue: str, stats: Mapping[str, Any]) -> None:
         """Advance engine counters from the engine's cumulative ``stats`` dict
-        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``)."""
+        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``,
+        ``missing_mark_px``)."""
         v = self._venue(venue)
         for key, family, kind in (("fills", "adlmon_engine_fills_total", None),
                                   ("divergences", "adlmon_engine_anomalies_total", "divergence"),
                                   ("unknown_dir", "adlmon_engine_anomalies_total", "unknown_dir"),
                                   ("unknown_ledger", "adlmon_engine_anomalies_total",
-                                   "unknown_ledger")):
+                                   "unknown_ledger"),
+                                  ("missing_mark_px", "adlmon_engine_anomalies_total",
+                                   "missing_mark_px")):
             total = _num(stats.get(key))
             if total is None:
                 continue
@@ -527,6 +531,8 @@ class Metrics:
                 if total > 0 and name != PRODUCTION:
                     ch("adlmon_adl_optimal_haircut_usd_total", v, name).inc(total)
             share = _num(ex_post.get("max_share"))
+            if share is None and (_num(ex_post.get("max_share_unbounded_accounts")) or 0) > 0:
+                share = math.inf  # a haircut on an account without capacity: unbounded, not 0
             if share is not None:
                 ch("adlmon_adl_last_wave_max_share_ratio", v, name).set(share)
             touched = _num(ex_post.get("accounts_touched"))
@@ -537,7 +543,14 @@ class Metrics:
                 ch("adlmon_adl_ex_ante_haircut_usd_total", v, name).inc(ante)
 
         excess = cf.get("excess_vs_optimal_usd")
-        if not isinstance(excess, Mapping):
+        optimum = cf.get("optimal") if isinstance(cf.get("optimal"), Mapping) else {}
+        if optimum.get("status") == "unknown":
+            # The known capacity cannot carry B: no optimum, so no excess over it (the
+            # last-wave gauge says NaN rather than keep the previous wave's value).
+            for h in self._horizon_set:
+                ch("adlmon_adl_last_wave_excess_vs_optimal_usd", v, h).set(math.nan)
+            excess = {}
+        elif not isinstance(excess, Mapping):
             # Derive it when the report does not carry it: H(Δ) minus the optimal
             # mechanism's ex-post haircut.
             optimal = mechanisms.get(cf.get("optimal_mechanism")) if isinstance(

@@ -233,3 +233,95 @@ def test_scorecard_of_no_waves_is_empty_and_cli_says_so(tmp_path):
     empty.write_bytes(b"")
     proc = run_cli(str(empty))
     assert proc.returncode == 1 and "no waves" in proc.stderr
+
+
+# --- input order, bad input, the share convention -----------------------------------------
+
+def test_shuffled_csv_rows_give_the_same_path_variation_and_bound(tmp_path):
+    lines = SMALL_CSV.read_text().splitlines()
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0], lines[3], lines[1], lines[2]]) + "\n")
+    card = run_json(str(shuffled))
+    assert card["path_variation"] == pytest.approx(HAND["path_variation"], rel=1e-12)
+    assert card["bound_usd"] == pytest.approx(HAND["bound_usd"], rel=1e-12)
+
+
+def test_shuffled_paper_csv_gives_the_published_bound(tmp_path):
+    if not SHARED_CSV.exists():
+        pytest.skip(f"reference data absent: {SHARED_CSV} (../shared is not mounted)")
+    lines = SHARED_CSV.read_text().splitlines()
+    body = lines[1:]
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0], *body[1::2], *body[0::2][::-1]]) + "\n")
+    card = run_json(str(shuffled))
+    assert round(card["path_variation"], 2) == 7.06
+    assert card["bound_usd"] == pytest.approx(129_699_802.43, abs=0.01)
+
+
+def test_shuffled_wavelog_gives_the_same_scorecard(tmp_path):
+    timed = [{**w, "t_start_ms": 1_000 * w["wave_id"]} for w in SAME_AS_CSV]
+    ordered = run_json(str(write_wavelog(tmp_path / "a.jsonl", timed)))
+    shuffled = run_json(str(write_wavelog(tmp_path / "b.jsonl", [timed[2], timed[0], timed[1]])))
+    assert shuffled == ordered
+    assert ordered["path_variation"] == pytest.approx(0.8)
+
+
+def test_csv_without_needed_columns_is_an_error_naming_them(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("wave,budget_prod,max_pct_prod\n1,10,0.5\n")
+    proc = run_cli(str(bad))
+    assert proc.returncode == 2, proc.stdout
+    assert "budget_needed" in proc.stderr and "deficit_usd" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    proc = run_cli(str(other))
+    assert proc.returncode == 2 and "max_pct_<policy>" in proc.stderr
+
+
+def test_wavelog_without_needed_budget_is_an_error(tmp_path):
+    log = write_wavelog(tmp_path / "w.jsonl", [{"foo": 1}, {"bar": 2}])
+    proc = run_cli(str(log))
+    assert proc.returncode == 2 and "needed_usd" in proc.stderr
+
+
+@pytest.mark.parametrize("lam", ["-1", "nan", "inf"])
+def test_negative_or_non_finite_lambda_is_an_error(lam):
+    proc = run_cli(str(SMALL_CSV), "--lambda", lam)
+    assert proc.returncode == 2, proc.stdout
+    assert "--lambda" in proc.stderr and ">= 0" in proc.stderr and proc.stdout == ""
+
+
+def test_output_names_the_share_convention(tmp_path):
+    proc = run_cli(str(SMALL_CSV))
+    assert proc.returncode == 0
+    assert "share convention equity: m = max haircut/equity" in proc.stdout
+    assert run_json(str(SMALL_CSV))["share_convention"] == "equity"
+    proc = run_cli(str(SMALL_CSV), "--share", "pnl")
+    assert proc.returncode == 2 and "wavelog" in proc.stderr  # the CSV has only the paper's
+
+
+def test_fairness_term_is_at_most_lambda_times_b_whatever_the_shares(tmp_path):
+    """Shares beyond 1 (a haircut over equity, or on an account with no PnL capacity) enter
+    the fairness term as 1, the paper's m in [0, 1]: F(π) <= λ·ΣB in both conventions."""
+    waves = []
+    for i, b in enumerate((100.0, 40.0, 7.0), 1):
+        waves.append({
+            "wave_id": i, "t_start_ms": i, "needed_usd": b, "deficit_usd": 2 * b,
+            "production_haircut_usd": {"0": 30 * b},
+            "counterfactual": {"reference": "min_max_integer", "mechanisms": {
+                "production": {"ex_post": {"total_usd": 30 * b, "max_share": None,
+                                           "max_share_unbounded_accounts": 4,
+                                           "max_share_equity": 7.2e15}},
+                "min_max_integer": {"ex_post": {"total_usd": b, "max_share": 0.0,
+                                                "max_share_unbounded_accounts": 0,
+                                                "max_share_equity": 0.0}},
+            }},
+        })
+    log = write_wavelog(tmp_path / "w.jsonl", waves)
+    for share in ("equity", "pnl"):
+        card = run_json(str(log), "--share", share, "--lambda", "2")
+        prod = card["policies"]["production"]
+        assert card["share_convention"] == share
+        assert prod["fairness_usd"] == pytest.approx(2 * 147.0)  # λ·ΣB: share 1 vs 0
+        assert prod["tracking_usd"] == pytest.approx(29 * 147.0)

@@ -206,7 +206,8 @@ def test_report_has_the_contract_fields_with_string_horizon_keys():
     d = waves[0].to_dict()
     assert set(d) == {
         "venue", "wave_id", "t_start_ms", "t_end_ms", "adl_fills", "accounts", "losers", "coins",
-        "notional_usd", "closed_pnl_usd", "needed_usd", "deficit_usd", "deficit_increment_usd",
+        "notional_usd", "closed_pnl_usd", "needed_usd", "needed_complete", "needed_missing_mark_fills",
+        "deficit_usd", "deficit_increment_usd",
         "deficit_source", "production_haircut_usd", "excess_haircut_usd",
         "excess_haircut_positive_usd", "horizon_status", "theta_needed", "theta_prod", "closed_by",
         "paper_counted"}

@@ -153,8 +153,13 @@ def _liquidation(f: dict) -> Liquidation | None:
         if not isinstance(lq, dict):
             raise ParseError("bad_value", f"liquidation: {lq!r} is not an object")
         user = lq.get("liquidatedUser")
-        return Liquidation(user if isinstance(user, str) else None,
-                           number(_field(lq, "markPx", "liquidation"), "liquidation.markPx"),
+        # Without a usable markPx the fill still moves positions: keep it, with mark NaN
+        # (the engine counts it as missing_mark_px and the wave's B as incomplete).
+        try:
+            mark = number(lq["markPx"], "liquidation.markPx")
+        except (KeyError, ParseError):
+            mark = float("nan")
+        return Liquidation(user if isinstance(user, str) else None, mark,
                            lq.get("method") or "")
     old = f.get("liquidationMarkPx")  # early-2024 fills (venues.md §1.3)
     if old is not None:
