@@ -325,3 +325,58 @@ def test_fairness_term_is_at_most_lambda_times_b_whatever_the_shares(tmp_path):
         assert card["share_convention"] == share
         assert prod["fairness_usd"] == pytest.approx(2 * 147.0)  # λ·ΣB: share 1 vs 0
         assert prod["tracking_usd"] == pytest.approx(29 * 147.0)
+
+
+# --- the scorecard of adlmon's own wavelog on a simulated cascade ---------------------------
+
+def _adlmon(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "adlmon", *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _simulated_scorecard(tmp_path: Path, fills: int) -> tuple[dict, list[dict]]:
+    """``adlmon simulate --out D --seed 7 --fills N --shock 0.6``, ``adlmon replay D/*
+    --wavelog W``, ``adlmon scorecard W --json``: the commands a user runs (issue 8)."""
+    _adlmon("simulate", "--out", "D", "--seed", "7", "--fills", str(fills), "--shock", "0.6",
+            cwd=tmp_path)
+    inputs = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "D").iterdir())
+    _adlmon("replay", *inputs, "--wavelog", "W", cwd=tmp_path)
+    waves = [json.loads(line) for line in (tmp_path / "W").read_text().splitlines()]
+    card = json.loads(_adlmon("scorecard", "W", "--json", cwd=tmp_path).stdout)
+    return card, waves
+
+
+def _assert_finite_and_fair(card: dict, waves: list[dict], lam: float = 1.0) -> None:
+    assert waves and card["share_convention"] == "equity"
+    total_b = sum(w["needed_usd"] for w in waves)
+    assert math.isfinite(card["bound_usd"]) and math.isfinite(card["path_variation"])
+    assert set(card["policies"]) >= {"production", "capped_pro_rata", "min_max_integer"}
+    for name, p in card["policies"].items():
+        for key in ("tracking_usd", "fairness_usd", "total_usd", "share_of_bound"):
+            assert p[key] is not None and math.isfinite(p[key]), (name, key, p[key])
+        assert 0.0 <= p["fairness_usd"] <= lam * total_b * (1 + 1e-12), (name, p)
+    # the daemon's own running loss (adlmon_adl_policy_loss_usd) obeys the same bound
+    regret = [w["counterfactual"]["regret"] for w in waves if w["counterfactual"]["regret"]["counted"]]
+    counted_b = sum(w["needed_usd"] for w in waves if w["counterfactual"]["regret"]["counted"])
+    for name, loss in regret[-1]["cumulative_loss_usd"].items():
+        tracking = card["policies"][name]["tracking_usd"] if name in card["policies"] else 0.0
+        assert math.isfinite(loss) and loss <= tracking + lam * counted_b * (1 + 1e-9), name
+
+
+def test_scorecard_of_a_simulated_cascade_is_finite_with_fairness_at_most_lambda_b(tmp_path):
+    """At 30k fills production's PnL max share reached 9.9e3 (haircuts on accounts without
+    capacity) and its fairness term 28.9M USD against ΣB = 3.2k USD."""
+    card, waves = _simulated_scorecard(tmp_path, 30_000)
+    _assert_finite_and_fair(card, waves)
+
+
+@pytest.mark.slow
+def test_scorecard_of_the_1m_fill_simulation_is_finite_with_fairness_at_most_lambda_b(tmp_path):
+    """The acceptance run of issue 8 (about a minute): production's max share was 7.2e15 in
+    wave 1 (a capacity of float dust) and its fairness loss 1.28e18 USD."""
+    card, waves = _simulated_scorecard(tmp_path, 1_000_000)
+    _assert_finite_and_fair(card, waves)
+    prod = waves[0]["counterfactual"]["mechanisms"]["production"]["ex_post"]
+    assert prod["max_share"] is None and prod["max_share_unbounded_accounts"] > 0
