@@ -176,7 +176,7 @@ FAMILIES: tuple[Family, ...] = (
        "wave. Unit: USD."),
     _f("adlmon_adl_last_wave_max_share_ratio", "gauge", "mechanisms", M,
        "Largest haircut share max_i x_i/u_i of each mechanism (and production) in the latest "
-       "wave. Unit: ratio."),
+       "wave; +Inf when it takes from an account without capacity. Unit: ratio."),
     _f("adlmon_adl_last_wave_mechanism_accounts", "gauge", "mechanisms", M,
        "Accounts each mechanism (and production) touches in the latest wave. Unit: accounts."),
     _f("adlmon_adl_last_wave_excess_vs_optimal_usd", "gauge", "mechanisms", H,
