@@ -160,6 +160,11 @@ def test_capacity_within_rounding_of_zero_counts_as_zero():
     assert mech.capacity_without_dust([-4.0, 1.0]).tolist() == [0.0, 1.0]
 
 
+def _trade(px, t):
+    """Anyone's ETH fill at ``px``: the mark the production haircut's horizon reads."""
+    return Fill("hyperliquid", "ETH", "0xm", BUY, px, 0.1, t, 0.0, "open", 0.0, 0.0, 9, "h")
+
+
 def _dust_wave():
     """Winner d is short 2 ETH at an entry one ulp above the mark: uPnL = 2·(entry − 100) ≈
     2.8e-14 USD, float dust. Winner a has real capacity 100. The venue ADLs d's 2 ETH at
@@ -171,7 +176,7 @@ def _dust_wave():
     eng.apply(AccountSnapshot("hyperliquid", "0xa", 1000.0, (PositionSnapshot("ETH", -2.0, 150.0, 100.0),), 0))
     eng.apply(AccountSnapshot("hyperliquid", VAULT, -40.0, (PositionSnapshot("ETH", 4.0, 100.0, 100.0),), 0))
     eng.apply(_adl("0xd", "ETH", BUY, 101.0, 2.0, -2.0, 100.0))
-    eng.apply(Fill("hyperliquid", "ETH", "0xm", BUY, 100.0, 0.1, 1200, 0.0, "open", 0.0, 0.0, 9, "h"))
+    eng.apply(_trade(100.0, 1200))
     (wave,) = eng.finish()
     return wave
 
@@ -221,7 +226,7 @@ def _unknown_capacity_wave():
     eng.apply(AccountSnapshot("hyperliquid", VAULT, -50.0, (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
     eng.apply(_adl("0xa", "ETH", BUY, 101.0, 2.0, -2.0, 100.0))
     eng.apply(_adl("0xb", "ETH", BUY, 102.0, 1.0, -1.0, 100.0))
-    eng.apply(Fill("hyperliquid", "ETH", "0xm", BUY, 100.0, 0.1, 1500, 0.0, "open", 0.0, 0.0, 9, "h"))
+    eng.apply(_trade(100.0, 1500))
     (wave,) = eng.finish()
     return wave
 

@@ -205,28 +205,16 @@ def unknown_optimum_wave(i: int) -> dict:
     return w
 
 
-@pytest.fixture
-async def unknown_server():
-    state = ServerState(Metrics())
-    state.started = True
-    state.update_source("hyperliquid/vault_fills", healthy=True, connected=True,
-                        last_message_ts=None, coverage="ADL fills of the HLP liquidator vaults")
-    state.add_wave(wave(2, needed=250_000.0, production=2_400_000.0, optimal=250_000.0))
-    state.add_wave(unknown_optimum_wave(3))
-    runner = await start_server(ServerConfig(listen="127.0.0.1:0"), state)
-    yield state, server_url(runner)
-    await stop(runner)
-
-
-async def test_status_page_shows_unknown_for_an_infeasible_optimum(unknown_server, tmp_path):
+async def test_status_page_shows_unknown_for_an_infeasible_optimum(page_server, tmp_path):
     """Not "Optimal $0.00" and a red "Excess $8.7k": the optimum and the excess are unknown,
     and the page says why. The screenshot is kept as artifacts/status_page_unknown.png."""
-    _, url = unknown_server
+    state, url = page_server
+    state.add_wave(unknown_optimum_wave(3))
     dom = (await chromium(url + "/", tmp_path, "--dump-dom")).decode()
     assert 'data-loaded="1"' in dom, dom[:2000]
     parsed = _Rows()
     parsed.feed(dom)
-    assert [r["id"] for r in parsed.rows] == ["3", "2"]
+    assert [r["id"] for r in parsed.rows] == ["3", "2", "1"]
     unknown = dict(parsed.rows[0]["cells"])
     assert unknown["num optimal unknown"] == "unknown"
     assert unknown["num excess unknown"] == "unknown"

@@ -114,13 +114,9 @@ def fairness_share(summary, convention: str = "equity"):
         v = summary.get("max_share")
     else:
         v = summary.get("max_share_equity")
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else min(max(v, 0.0), 1.0)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
+        return None  # unknown (null in the report, or not a number)
+    return min(max(float(v), 0.0), 1.0)
 
 
 def accounts_touched(x, min_usd: float = 1e-9) -> int:
