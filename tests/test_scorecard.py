@@ -373,6 +373,7 @@ def test_scorecard_of_a_simulated_cascade_is_finite_with_fairness_at_most_lambda
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # about a minute alone, several under a loaded 2-core machine
 def test_scorecard_of_the_1m_fill_simulation_is_finite_with_fairness_at_most_lambda_b(tmp_path):
     """The acceptance run of issue 8 (about a minute): production's max share was 7.2e15 in
     wave 1 (a capacity of float dust) and its fairness loss 1.28e18 USD."""
