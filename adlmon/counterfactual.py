@@ -37,6 +37,7 @@ from adlmon.engine.waves import Wave
 OPTIMAL = "capped_pro_rata"  # the fairness optimum of paper §3.3
 REFERENCE = "min_max_integer"  # m_ref of OL eq. 23
 PRODUCTION = "production"
+SHARE_CONVENTION = "equity"  # m of the regret accounting: the paper's (measures.fairness_share)
 MAX_AUDITED_COINS = 20  # rank audits kept per wave (largest ADL'd notional first)
 
 
@@ -93,7 +94,12 @@ class Winners:
         self.index = index
         self.users = tuple(index)
         self.upnl = np.asarray(upnl, dtype=float)
-        self.u = np.maximum(self.upnl, 0.0)
+        self.owner = np.asarray(owner, dtype=np.intp)
+        self.pos_size = np.asarray(pos_size, dtype=float)
+        self.pos_mark = np.asarray(pos_mark, dtype=float)
+        # Capacities within rounding of zero are zero (measures.CAPACITY_RTOL): no share is
+        # computed against float dust.
+        self.u = mech.capacity_without_dust(self.upnl, self.notional())
         eq = np.asarray(equity, dtype=float)
         self.equity = eq
         # beta_i = min(u_i, equity_i)+ / u_i; an account without known equity is capped by u only.
@@ -101,11 +107,8 @@ class Winners:
             cap = np.where(np.isnan(eq), self.u, np.clip(np.minimum(self.u, eq), 0.0, None))
             self.beta = np.where(self.u > 0, cap / self.u, 0.0)
         self.source = source
-        self.owner = np.asarray(owner, dtype=np.intp)
         self.pos_coin = tuple(pos_coin)
-        self.pos_size = np.asarray(pos_size, dtype=float)
         self.pos_entry = np.asarray(pos_entry, dtype=float)
-        self.pos_mark = np.asarray(pos_mark, dtype=float)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -117,9 +120,14 @@ class Winners:
         """Sum a per-position vector into the account vector."""
         return np.bincount(self.owner, weights=x_pos, minlength=len(self))
 
+    def notional(self) -> np.ndarray:
+        """n_i = Σ |size|·mark over the account's positions in the wave's coins (USD)."""
+        return np.bincount(self.owner, weights=self.pos_size * np.nan_to_num(self.pos_mark),
+                           minlength=len(self.users))
+
     def leverage(self) -> np.ndarray:
         """Effective leverage λ_i = n_i / e_i over the wave's coins (paper §1.4)."""
-        notional = self.per_account(self.pos_size * np.nan_to_num(self.pos_mark))
+        notional = self.notional()
         with np.errstate(divide="ignore", invalid="ignore"):
             lam = np.where(self.equity > 0, notional / self.equity, 0.0)
         return np.nan_to_num(lam, nan=0.0, posinf=0.0)
@@ -227,8 +235,10 @@ class Counterfactual:
             if "contract_pro_rata" in names:
                 x_pos = np.zeros(len(w.pos_coin))
                 coins = np.asarray(w.pos_coin)
+                # Like every mechanism it takes nothing from an account without capacity.
+                has_u = w.u[w.owner] > 0
                 for coin, (share, gap) in split.items():
-                    sel = np.flatnonzero(coins == coin)
+                    sel = np.flatnonzero((coins == coin) & has_u)
                     if sel.size:
                         x_pos[sel] = mech.contract_pro_rata(w.pos_size[sel], np.full(sel.size, gap),
                                                             share * budget)
@@ -249,21 +259,28 @@ class Counterfactual:
                  extra: dict[str, Any]) -> dict[str, Any]:
         """``allocation_summary`` plus what a share of PnL capacity alone hides.
 
-        Production and contract rules also take from accounts with no PnL capacity
-        (u_i = 0: their principal), where x_i/(u_i+ε) is meaningless. So ``max_share`` is
-        taken over accounts with u_i > 0 (OL eq. 10), ``beyond_capacity_usd`` /
-        ``beyond_capacity_accounts`` count Σ(x_i − u_i)+ separately, and
-        ``max_share_equity`` = max x_i/e_i is the reproduction code's convention (paper §4.7.5).
+        Production takes from accounts with no PnL capacity (u_i = 0: their principal),
+        where x_i/(u_i+ε) is meaningless. So ``max_share`` is max x_i/u_i over accounts with
+        u_i > 0 (OL eq. 10) and null when a haircut falls on an account without capacity
+        (the share is unbounded; ``max_share_unbounded_accounts`` counts them: 0 would read
+        "perfectly fair"); ``beyond_capacity_usd`` / ``beyond_capacity_accounts`` count
+        Σ(x_i − u_i)+; ``max_share_equity`` = max x_i/e_i over accounts of known positive
+        equity is the reproduction code's convention (paper §4.7.5), unclipped
+        (``max_share_equity_unknown_accounts``: haircut accounts whose equity is unknown).
         """
         s = mech.allocation_summary(x, w.u, needed_usd=wave.needed_usd,
                                     deficit_usd=wave.deficit_usd, max_loss_usd=max_loss)
         has_u = w.u > 0
-        s["max_share"] = float(np.max(x[has_u] / w.u[has_u])) if has_u.any() else 0.0
+        unbounded = mech.accounts_touched(x[~has_u])
+        s["max_share"] = (None if unbounded else
+                          float(np.max(x[has_u] / w.u[has_u])) if has_u.any() else 0.0)
+        s["max_share_unbounded_accounts"] = unbounded
         over = np.maximum(x - w.u, 0.0)
         s["beyond_capacity_usd"] = float(over.sum())
-        s["beyond_capacity_accounts"] = int(np.count_nonzero(over > 1e-9))
+        s["beyond_capacity_accounts"] = mech.accounts_touched(over)
         has_e = w.equity > 0
         s["max_share_equity"] = float(np.max(x[has_e] / w.equity[has_e])) if has_e.any() else None
+        s["max_share_equity_unknown_accounts"] = mech.accounts_touched(x[np.isnan(w.equity)])
         s.update({k: v for k, v in extra.items() if k != "x"})
         return s
 
@@ -295,8 +312,9 @@ class Counterfactual:
                 "ex_ante": (self._summary(ex_ante[name]["x"], w, wave, max_loss, ex_ante[name])
                             if name in ex_ante else None),
             }
-        optimal_total = mechanisms[OPTIMAL]["ex_post"]["total_usd"]
-        excess_vs_optimal = {str(h): wave.production_haircut_usd[h] - optimal_total
+        optimal = optimal_status(wave, w, ex_post[OPTIMAL])
+        excess_vs_optimal = {str(h): (None if optimal["total_usd"] is None else
+                                      wave.production_haircut_usd[h] - optimal["total_usd"])
                              for h in wave.horizons_ms}
 
         self.controller.update(mech.WaveEnd(deficit_usd=D, needed_usd=wave.needed_usd))
@@ -315,6 +333,7 @@ class Counterfactual:
                 "controller": self.controller.name,
             },
             "optimal_mechanism": OPTIMAL,
+            "optimal": optimal,
             "reference": REFERENCE,
             "excess_vs_optimal_usd": excess_vs_optimal,
             "mechanisms": mechanisms,
@@ -329,14 +348,21 @@ class Counterfactual:
         if D is None or not D > 0:
             return {"counted": False}
         self._regret.add(D, wave.theta_needed)
-        ref = mechanisms.get(REFERENCE, mechanisms[OPTIMAL])["ex_post"]["max_share"]
+        # m and m_ref in [0, 1] (paper convention, measures.fairness_share): a round's
+        # fairness loss is at most λ·B; a term with an unknown share is left out, as the
+        # scorecard does.
+        ref = mech.fairness_share(mechanisms.get(REFERENCE, mechanisms[OPTIMAL])["ex_post"],
+                                  SHARE_CONVENTION)
         lam = self.cfg.fairness_lambda
         for name, m in mechanisms.items():
             s = m["ex_post"]
             total = (wave.production_haircut_usd[wave.horizons_ms[0]] if name == PRODUCTION
                      else s["total_usd"])
-            loss = mech.round_loss(total, B, s["max_share"], ref, lam)
-            self._loss[name] = self._loss.get(name, 0.0) + float(loss)
+            share = mech.fairness_share(s, SHARE_CONVENTION)
+            loss = float(mech.tracking_loss(total, B))
+            if share is not None and ref is not None:
+                loss += float(mech.fairness_loss(B, share, ref, lam))
+            self._loss[name] = self._loss.get(name, 0.0) + loss
         p = self._regret.path_variation
         bound = self._regret.bound_usd
         return {
@@ -345,9 +371,38 @@ class Counterfactual:
             "path_variation": p,
             "bound_usd": bound,
             "lambda": lam,
+            "share_convention": SHARE_CONVENTION,
             "cumulative_loss_usd": dict(self._loss),
             "share_of_bound": {k: (v / bound if bound > 0 else math.nan) for k, v in self._loss.items()},
         }
+
+
+def optimal_status(wave: Wave, w: Winners, alloc: dict[str, Any]) -> dict[str, Any]:
+    """Whether the fairness optimum at B_t is known (paper §1.3 feasibility B <= C(β)).
+
+    Capped pro-rata at B_t exists only when the winners' known capacity C(β) = Σ β_i u_i
+    can carry B_t. When it cannot, the optimum is unknown, not the capped maximum: the
+    missing capacity belongs to winners the ledger could not value (capacities inferred
+    from fills, or u_i = 0), so ``total_usd`` is null and the reason says what was known.
+    """
+    capacity = float(np.sum(w.u * w.beta))
+    without = int(np.count_nonzero(w.u <= 0))
+    out = {
+        "mechanism": OPTIMAL,
+        "status": "known" if alloc["feasible"] else "unknown",
+        "total_usd": float(np.sum(alloc["x"])) if alloc["feasible"] else None,
+        "known_capacity_usd": capacity,
+        "needed_usd": wave.needed_usd,
+        "winners": len(w),
+        "winners_without_capacity": without,
+        "reason": None,
+    }
+    if not alloc["feasible"]:
+        src = w.capacity_source()
+        out["reason"] = (f"known capacity ${capacity:,.2f} cannot carry B = ${wave.needed_usd:,.2f}: "
+                         f"{without} of {len(w)} winners have no known capacity "
+                         f"({src['fill']} valued from their fills alone)")
+    return out
 
 
 def rank_audits(wave: Wave) -> dict[str, dict[str, Any]]:

@@ -180,7 +180,7 @@ FAMILIES: tuple[Family, ...] = (
        "wave. Unit: USD."),
     _f("adlmon_adl_last_wave_max_share_ratio", "gauge", "mechanisms", M,
        "Largest haircut share max_i x_i/u_i of each mechanism (and production) in the latest "
-       "wave. Unit: ratio."),
+       "wave; +Inf when it takes from an account without capacity. Unit: ratio."),
     _f("adlmon_adl_last_wave_mechanism_accounts", "gauge", "mechanisms", M,
        "Accounts each mechanism (and production) touches in the latest wave. Unit: accounts."),
     _f("adlmon_adl_last_wave_excess_vs_optimal_usd", "gauge", "mechanisms", H,
@@ -232,8 +232,10 @@ FAMILIES: tuple[Family, ...] = (
        "Fills applied to the ledger (all kinds). Unit: fills."),
     _f("adlmon_engine_anomalies_total", "counter", "engine", ("venue", "kind"),
        "Ledger anomalies: divergence (ledger vs venue closedPnl), unknown_dir, "
-       "unknown_ledger (account without state), bad_event (an event the engine could not "
-       "apply: skipped and logged, the rest of the stream applied). Unit: events."),
+       "unknown_ledger (account without state), missing_mark_px (ADL or liquidation fill "
+       "without liquidation markPx: kept, its B term unknown), bad_event (an event the "
+       "engine could not apply: skipped and logged, the rest of the stream applied). "
+       "Unit: events."),
     _f("adlmon_task_up", "gauge", "engine", ("task",),
        "1 while a supervised task runs (or a start-up task finished), 0 while it is down. "
        "Unit: boolean."),
@@ -461,13 +463,16 @@ class Metrics:
 
     def observe_engine_stats(self, venue: str, stats: Mapping[str, Any]) -> None:
         """Advance engine counters from the engine's cumulative ``stats`` dict
-        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``, ``bad_events``)."""
+        (``fills``, ``divergences``, ``unknown_dir``, ``unknown_ledger``,
+        ``missing_mark_px``, ``bad_events``)."""
         v = self._venue(venue)
         for key, family, kind in (("fills", "adlmon_engine_fills_total", None),
                                   ("divergences", "adlmon_engine_anomalies_total", "divergence"),
                                   ("unknown_dir", "adlmon_engine_anomalies_total", "unknown_dir"),
                                   ("unknown_ledger", "adlmon_engine_anomalies_total",
                                    "unknown_ledger"),
+                                  ("missing_mark_px", "adlmon_engine_anomalies_total",
+                                   "missing_mark_px"),
                                   ("bad_events", "adlmon_engine_anomalies_total", "bad_event")):
             total = _num(stats.get(key))
             if total is None:
@@ -590,6 +595,8 @@ class Metrics:
                 if total > 0 and name != PRODUCTION:
                     ch("adlmon_adl_optimal_haircut_usd_total", v, name).inc(total)
             share = _num(ex_post.get("max_share"))
+            if share is None and (_num(ex_post.get("max_share_unbounded_accounts")) or 0) > 0:
+                share = math.inf  # a haircut on an account without capacity: unbounded, not 0
             if share is not None:
                 ch("adlmon_adl_last_wave_max_share_ratio", v, name).set(share)
             touched = _num(ex_post.get("accounts_touched"))
@@ -600,7 +607,14 @@ class Metrics:
                 ch("adlmon_adl_ex_ante_haircut_usd_total", v, name).inc(ante)
 
         excess = cf.get("excess_vs_optimal_usd")
-        if not isinstance(excess, Mapping):
+        optimum = cf.get("optimal") if isinstance(cf.get("optimal"), Mapping) else {}
+        if optimum.get("status") == "unknown":
+            # The known capacity cannot carry B: no optimum, so no excess over it (the
+            # last-wave gauge says NaN rather than keep the previous wave's value).
+            for h in self._horizon_set:
+                ch("adlmon_adl_last_wave_excess_vs_optimal_usd", v, h).set(math.nan)
+            excess = {}
+        elif not isinstance(excess, Mapping):
             # Derive it when the report does not carry it: H(Δ) minus the optimal
             # mechanism's ex-post haircut.
             optimal = mechanisms.get(cf.get("optimal_mechanism")) if isinstance(

@@ -487,7 +487,11 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
 
 def _totals(waves: list[Wave], horizons: tuple[int, ...], stats: dict, inputs: dict,
             gap_ms: int) -> dict:
+    """Run totals that mean something when summed. The deficit D_t is a stock (the holes
+    still open at wave t), so one hole re-counts in every wave it spans (paper §4.7.1):
+    the totals give the sum of the increments (each hole once) and the largest stock."""
     known = [w for w in waves if w.deficit_usd is not None]
+    largest = max(known, key=lambda w: w.deficit_usd, default=None)
 
     def per_h(attr: str) -> dict[str, float]:
         return {str(h): sum(getattr(w, attr)[h] for w in waves) for h in horizons}
@@ -500,8 +504,10 @@ def _totals(waves: list[Wave], horizons: tuple[int, ...], stats: dict, inputs: d
         "notional_usd": sum(w.notional_usd for w in waves),
         "closed_pnl_usd": sum(w.closed_pnl_usd for w in waves),
         "needed_usd": sum(w.needed_usd for w in waves),
-        "deficit_usd": sum(w.deficit_usd for w in known),
+        "needed_missing_mark_fills": sum(w.needed_missing_mark_fills for w in waves),
         "deficit_increment_usd": sum(w.deficit_increment_usd for w in known),
+        "deficit_stock_max_usd": largest.deficit_usd if largest is not None else None,
+        "deficit_stock_max_wave": largest.wave_id if largest is not None else None,
         "waves_deficit_unknown": len(waves) - len(known),
         "production_haircut_usd": per_h("production_haircut_usd"),
         "excess_haircut_usd": per_h("excess_haircut_usd"),
@@ -539,8 +545,12 @@ def format_table(waves: list[Wave], totals: dict) -> str:
         "",
         f"waves {t['waves']}  ADL fills {t['adl_fills']:,}  notional ${t['notional_usd']:,.2f}  "
         f"closed PnL ${t['closed_pnl_usd']:,.2f}",
-        f"needed ${t['needed_usd']:,.2f}  deficit (stock) ${t['deficit_usd']:,.2f}  "
-        f"deficit (increment) ${t['deficit_increment_usd']:,.2f}"
+        f"needed ${t['needed_usd']:,.2f}"
+        + (f" (lower bound: {t['needed_missing_mark_fills']:,} ADL fills without markPx)"
+           if t["needed_missing_mark_fills"] else ""),
+        f"deficit: new holes (Σ increments) ${t['deficit_increment_usd']:,.2f}  "
+        f"largest stock ${_usd(t['deficit_stock_max_usd'])}"
+        + (f" (wave {t['deficit_stock_max_wave']})" if t["deficit_stock_max_wave"] is not None else "")
         + (f"  ({t['waves_deficit_unknown']} waves with unknown deficit)" if t["waves_deficit_unknown"] else ""),
         "production haircut " + "  ".join(f"H({h}ms) ${v:,.2f}" for h, v in t["production_haircut_usd"].items()),
         "excess (net) " + "  ".join(f"({h}ms) ${v:,.2f}" for h, v in t["excess_haircut_usd"].items()),

@@ -1,6 +1,7 @@
-"""``adlmon scorecard WAVELOG|PER_WAVE_CSV [--lambda L] [--json]``: OL Table 2 over a run of waves.
+"""``adlmon scorecard WAVELOG|PER_WAVE_CSV [--lambda L] [--share equity|pnl] [--json]``: OL
+Table 2 over a run of waves.
 
-For every policy π over the waves t (paper §3.7 eq. 23, §4.5 "OL Table 2"):
+For every policy π over the waves t, in wave time order (paper §3.7 eq. 23, §4.5 "OL Table 2"):
 
     tracking T(π) = Σ_t |H^π_t − B^needed_t|
     fairness F(π) = Σ_t λ·B^needed_t·|m^π_t − m^ref_t|      (m^ref: the reference policy's
@@ -9,13 +10,23 @@ For every policy π over the waves t (paper §3.7 eq. 23, §4.5 "OL Table 2"):
     bound         = √((1 + 2P)·Σ_t D_t²),  P = Σ_{t≥2} |θ_t − θ_{t−1}| over the capped
                     θ^needed path (OL Prop. 1)
 
-Inputs (detected by content):
+The share m^π_t is in [0, 1], so a round's fairness loss is at most λ·B^needed_t
+(measures.fairness_share). ``--share equity`` (default, the paper's convention, paper
+§4.7.5): max haircut/equity clipped to [0, 1], which is what the CSV's ``max_pct_*`` hold and
+adlmon's ``max_share_equity``; ``--share pnl``: adlmon's ``max_share`` (haircut over PnL
+capacity, OL eq. 10) clipped to [0, 1], a haircut on an account without capacity counting 1.
+The output names the convention.
+
+Inputs (detected by content; waves are sorted by their start time, so P does not depend on
+the order of the rows):
 
 * the paper's per-wave CSV (``policy_per_wave_metrics.csv``): one row per wave, columns
   ``budget_<policy>`` (H), ``max_pct_<policy>`` (m), ``budget_needed`` (B),
-  ``deficit_usd`` (D), ``theta_needed_capped``; policy names kept as they are (prod, pr,
-  pnl_pr, eq_pr, vector, contract_pr, fixed_point_ilp_integer); m^ref = max_pct of
-  ``fixed_point_ilp_integer``.
+  ``deficit_usd`` (D), ``theta_needed_capped``, ``t_start`` (else ``wave``) for the order;
+  policy names kept as they are (prod, pr, pnl_pr, eq_pr, vector, contract_pr,
+  fixed_point_ilp_integer); m^ref = max_pct of ``fixed_point_ilp_integer``. A CSV without
+  ``budget_needed``, ``deficit_usd``, a ``budget_<policy>`` / ``max_pct_<policy>`` pair or an
+  order column is an error naming what is missing.
 * adlmon's wavelog (one wave report per line) or a replay report (``{"waves": [...]}``).
   Keys read per wave (everything else is ignored; missing values skip that term):
     - ``needed_usd`` (B), ``deficit_usd`` (D), ``theta_needed`` (else min(1, B/D)),
@@ -24,10 +35,11 @@ Inputs (detected by content):
     - ``counterfactual``: mechanisms are its dict values (or those of
       ``counterfactual["mechanisms"]`` when present), one per name; of each, the
       ``ex_post`` sub-dict when present (the summary at the ex-post budget), else the
-      entry itself: ``total_usd`` (else ``budget_usd``) = H, ``max_share`` = m. An entry
+      entry itself: ``total_usd`` (else ``budget_usd``) = H, ``max_share_equity`` or
+      ``max_share`` (+ ``max_share_unbounded_accounts``) = m by convention. An entry
       named ``production`` gives production's ``max_share`` (and H when the wave has no
       ``production_haircut_usd``). ``counterfactual["reference"]`` (a name, default
-      ``min_max_integer``) is the m^ref policy.
+      ``min_max_integer``) is the m^ref policy; ``t_start_ms`` orders the waves.
 """
 
 from __future__ import annotations
@@ -36,17 +48,22 @@ import csv
 import math
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from adlmon.mechanisms.measures import fairness_loss, tracking_loss
+from adlmon.mechanisms.measures import SHARE_CONVENTIONS, fairness_loss, fairness_share, tracking_loss
 from adlmon.mechanisms.severity import path_variation, regret_bound_usd, theta_needed
 
 CSV_REFERENCE = "fixed_point_ilp_integer"
 WAVELOG_REFERENCE = "min_max_integer"
 PRODUCTION = "production"
+SHARE_LABEL = {
+    "equity": "m = max haircut/equity in the wave, clipped to [0, 1] (the paper's convention)",
+    "pnl": "m = max haircut/PnL capacity in the wave, clipped to [0, 1] (OL eq. 10)",
+}
 
 
 # ---------------------------------------------------------------- rows ---------------------
@@ -64,16 +81,43 @@ def _num(v) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def rows_from_csv(path: str | Path, reference: str | None = None) -> list[dict]:
-    """Rows of the paper's per-wave CSV (see the module docstring)."""
+def _csv_order(rec: Mapping, i: int) -> tuple:
+    """Sort key of one CSV row: its start time (ISO), else its wave number, else file order."""
+    t = rec.get("t_start")
+    if t:
+        try:
+            return (0, datetime.fromisoformat(t.strip()).timestamp(), i)
+        except ValueError:
+            raise ValueError(f"row {i + 1}: t_start = {t!r} is not an ISO time") from None
+    w = _num(rec.get("wave"))
+    return (1, w if w is not None else math.inf, i)
+
+
+def rows_from_csv(path: str | Path, reference: str | None = None,
+                  share: str = "equity") -> list[dict]:
+    """Rows of the paper's per-wave CSV (see the module docstring), in wave time order."""
+    if share != "equity":
+        raise ValueError(f"{path}: the per-wave CSV holds only the paper's share convention "
+                         f"(max_pct_* = haircut/equity); --share {share} needs adlmon's wavelog")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
+        if not header:
+            return []
         names = [c[len("budget_"):] for c in header
                  if c.startswith("budget_") and c not in ("budget_needed", "budget_target")]
+        missing = [c for c in ("budget_needed", "deficit_usd") if c not in header]
+        if not [n for n in names if f"max_pct_{n}" in header]:
+            missing.append("budget_<policy> with max_pct_<policy>")
+        if "t_start" not in header and "wave" not in header:
+            missing.append("t_start or wave (the wave order)")
+        if missing:
+            raise ValueError(f"{path}: not a per-wave CSV: missing column(s) {', '.join(missing)}")
         ref = reference or (CSV_REFERENCE if CSV_REFERENCE in names else None)
         rows = []
-        for i, rec in enumerate(reader):
+        records = sorted(((_csv_order(rec, i), rec) for i, rec in enumerate(reader)),
+                         key=lambda p: p[0])
+        for i, (_key, rec) in enumerate(records):
             needed = _num(rec.get("budget_needed"))
             deficit = _num(rec.get("deficit_usd"))
             th = _num(rec.get("theta_needed_capped", rec.get("theta_needed")))
@@ -85,21 +129,23 @@ def rows_from_csv(path: str | Path, reference: str | None = None) -> list[dict]:
                 "theta_needed": th,
                 "reference": ref,
                 "policies": {n: {"total_usd": _num(rec.get(f"budget_{n}")),
-                                 "max_share": _num(rec.get(f"max_pct_{n}"))} for n in names},
+                                 "max_share": fairness_share(
+                                     {"max_share_equity": _num(rec.get(f"max_pct_{n}"))})}
+                             for n in names},
             })
     return rows
 
 
-def _summary(entry: Mapping) -> dict:
+def _summary(entry: Mapping, share: str) -> dict:
     e = entry.get("ex_post") if isinstance(entry.get("ex_post"), Mapping) else entry
     total = _num(e.get("total_usd"))
     if total is None:
         total = _num(e.get("budget_usd"))
-    return {"total_usd": total, "max_share": _num(e.get("max_share"))}
+    return {"total_usd": total, "max_share": fairness_share(e, share)}
 
 
 def row_from_report(wave: Mapping, index: int = 0, *, horizon_ms: int | None = None,
-                    reference: str | None = None) -> dict:
+                    reference: str | None = None, share: str = "equity") -> dict:
     """One row from one wave report of adlmon (see the module docstring for the keys)."""
     needed = _num(wave.get("needed_usd"))
     deficit = _num(wave.get("deficit_usd"))
@@ -114,7 +160,7 @@ def row_from_report(wave: Mapping, index: int = 0, *, horizon_ms: int | None = N
     for name, entry in mechs.items():
         if not isinstance(entry, Mapping):
             continue
-        s = _summary(entry)
+        s = _summary(entry, share)
         if name == PRODUCTION:
             policies[PRODUCTION]["max_share"] = s["max_share"]
             if prod is None:
@@ -141,9 +187,15 @@ def _production_haircut(by_horizon, horizon_ms: int | None) -> float | None:
     return _num(by_horizon[min(keys, key=float)]) if keys else None
 
 
+def _wave_order(wave: Mapping, i: int) -> tuple:
+    t = _num(wave.get("t_start_ms"))
+    return (t is None, t if t is not None else 0.0, i)
+
+
 def rows_from_wavelog(path: str | Path, *, horizon_ms: int | None = None,
-                      reference: str | None = None) -> list[dict]:
-    """Rows of a wavelog (JSON lines) or of a replay report ({"waves": [...]})."""
+                      reference: str | None = None, share: str = "equity") -> list[dict]:
+    """Rows of a wavelog (JSON lines) or of a replay report ({"waves": [...]}), in wave
+    time order (``t_start_ms``; waves without it keep their place after the others)."""
     data = Path(path).read_bytes()
     waves: list = []
     try:
@@ -162,18 +214,24 @@ def rows_from_wavelog(path: str | Path, *, horizon_ms: int | None = None,
                 waves.append(orjson.loads(line))
             except orjson.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not a JSON wave report: {exc}") from None
-    return [row_from_report(w, i, horizon_ms=horizon_ms, reference=reference)
-            for i, w in enumerate(waves) if isinstance(w, Mapping)]
+    waves = [w for w in waves if isinstance(w, Mapping)]
+    if waves and not any("needed_usd" in w for w in waves):
+        raise ValueError(f"{path}: no wave report in it has needed_usd (not an adlmon wavelog)")
+    order = sorted(range(len(waves)), key=lambda i: _wave_order(waves[i], i))
+    return [row_from_report(waves[i], i, horizon_ms=horizon_ms, reference=reference, share=share)
+            for i in order]
 
 
 def load_rows(path: str | Path, *, horizon_ms: int | None = None,
-              reference: str | None = None) -> list[dict]:
+              reference: str | None = None, share: str = "equity") -> list[dict]:
     """Rows of either input, told apart by content (a CSV header starts with a name)."""
+    if share not in SHARE_CONVENTIONS:
+        raise ValueError(f"--share {share!r}: must be one of {', '.join(SHARE_CONVENTIONS)}")
     with open(path, "rb") as fh:
         head = fh.read(4096).lstrip()
     if head[:1] in (b"{", b"["):
-        return rows_from_wavelog(path, horizon_ms=horizon_ms, reference=reference)
-    return rows_from_csv(path, reference=reference)
+        return rows_from_wavelog(path, horizon_ms=horizon_ms, reference=reference, share=share)
+    return rows_from_csv(path, reference=reference, share=share)
 
 
 # ---------------------------------------------------------------- table --------------------
@@ -201,7 +259,7 @@ def _columns(rows: list[dict], name: str) -> tuple[np.ndarray, ...]:
     return h, m, b, mref
 
 
-def scorecard(rows: list[dict], lam: float = 1.0) -> dict:
+def scorecard(rows: list[dict], lam: float = 1.0, share: str = "equity") -> dict:
     """OL Table 2 over ``rows`` (see the module docstring). Terms with an unknown input are
     left out of the sums (:func:`coverage` counts them); share_of_bound is None when the
     bound is 0."""
@@ -223,7 +281,8 @@ def scorecard(rows: list[dict], lam: float = 1.0) -> dict:
             "total_usd": tot,
             "share_of_bound": tot / bound if bound > 0 else None,
         }
-    return {"bound_usd": bound, "path_variation": p, "lambda": lam, "policies": policies}
+    return {"bound_usd": bound, "path_variation": p, "lambda": lam, "share_convention": share,
+            "policies": policies}
 
 
 def coverage(rows: list[dict]) -> dict:
@@ -240,17 +299,21 @@ def coverage(rows: list[dict]) -> dict:
 
 def format_table(card: dict, rows: list[dict]) -> str:
     """The human table: one line per policy, then the bound."""
-    lines = [f"{'policy':<26}{'tracking_usd':>18}{'fairness_usd':>18}{'total_usd':>18}{'of bound':>10}"]
+    # Two spaces before every column: a wide figure never runs into its neighbour.
+    lines = [f"{'policy':<24}  {'tracking_usd':>18}  {'fairness_usd':>18}  {'total_usd':>18}  "
+             f"{'of bound':>9}"]
     for name, p in card["policies"].items():
         share = "—" if p["share_of_bound"] is None else f"{100 * p['share_of_bound']:.1f}%"
-        lines.append(f"{name:<26}{p['tracking_usd']:>18,.2f}{p['fairness_usd']:>18,.2f}"
-                     f"{p['total_usd']:>18,.2f}{share:>10}")
+        lines.append(f"{name:<24}  {p['tracking_usd']:>18,.2f}  {p['fairness_usd']:>18,.2f}  "
+                     f"{p['total_usd']:>18,.2f}  {share:>9}")
     refs = sorted({r["reference"] for r in rows if r["reference"]})
     lines.append("")
     lines.append(f"bound √((1+2P)·ΣD²) = {card['bound_usd']:,.2f} USD   P = {card['path_variation']:.4f}   "
                  f"waves = {len(rows)}   λ = {card['lambda']:g}")
     lines.append(f"tracking = Σ|H − B_needed|; fairness = λ·Σ B_needed·|m − m_ref|, "
                  f"m_ref = max share of {', '.join(refs) or '(none)'} (OL eq. 23)")
+    conv = card.get("share_convention", "equity")
+    lines.append(f"share convention {conv}: {SHARE_LABEL[conv]}")
     return "\n".join(lines)
 
 
@@ -260,7 +323,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("path", metavar="WAVELOG|PER_WAVE_CSV",
                         help="adlmon wavelog (JSON lines), replay report, or the paper's per-wave CSV")
     parser.add_argument("--lambda", dest="lam", type=float, default=1.0, metavar="L",
-                        help="weight λ of the fairness term (default 1)")
+                        help="weight λ >= 0 of the fairness term (default 1)")
+    parser.add_argument("--share", choices=SHARE_CONVENTIONS, default="equity",
+                        help="max-share convention of the fairness term: equity = haircut/equity "
+                             "clipped to [0, 1], the paper's (default); pnl = haircut/PnL "
+                             "capacity clipped to [0, 1]")
     parser.add_argument("--json", action="store_true", help="print the scorecard as JSON")
     parser.add_argument("--reference", default=None, metavar="POLICY",
                         help="policy whose max share is m_ref (default: fixed_point_ilp_integer "
@@ -270,15 +337,21 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    share = getattr(args, "share", "equity")
+    if not (math.isfinite(args.lam) and args.lam >= 0):
+        print(f"adlmon scorecard: --lambda {args.lam:g}: must be a finite number >= 0 "
+              "(the weight of the fairness term)", file=sys.stderr)
+        return 2
     try:
-        rows = load_rows(args.path, horizon_ms=args.horizon_ms, reference=args.reference)
+        rows = load_rows(args.path, horizon_ms=args.horizon_ms, reference=args.reference,
+                         share=share)
     except (OSError, ValueError, csv.Error) as exc:
         print(f"adlmon scorecard: {exc}", file=sys.stderr)
         return 2
     if not rows:
         print(f"adlmon scorecard: {args.path}: no waves", file=sys.stderr)
         return 1
-    card = scorecard(rows, args.lam)
+    card = scorecard(rows, args.lam, share)
     for name, c in coverage(rows).items():
         if name == "_bound_missing":
             if c:

@@ -208,6 +208,8 @@ class ServerState:
             "sources": sources, "waves_kept": len(self.recent_waves),
             "horizons_ms": self.horizons_ms, "mechanisms": self.mechanisms,
         }
+        if self.recent_waves:
+            out["last_wave"] = last_wave_summary(self.recent_waves[-1])
         if self.loop_monitor is not None:
             out["loop_lag_s"] = self.loop_monitor.lag_s
         if self.demo is not None:
@@ -284,6 +286,24 @@ def connection_limits(configured: int) -> tuple[int, int]:
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return configured, backlog
     return max(8, min(configured, soft // 8)), max(8, min(backlog, soft // 16))
+
+
+def last_wave_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The newest wave in a few fields for /api/status. ``optimal_status`` is "unknown"
+    (and ``optimal_usd`` / ``excess_vs_optimal_usd`` null) when the known capacity could not
+    carry B: an unknown optimum is not an optimum of 0 (counterfactual.optimal_status)."""
+    cf = report.get("counterfactual") if isinstance(report.get("counterfactual"), Mapping) else {}
+    opt = cf.get("optimal") if isinstance(cf.get("optimal"), Mapping) else {}
+    return {
+        "venue": report.get("venue"), "wave_id": report.get("wave_id"),
+        "t_end_ms": report.get("t_end_ms"), "needed_usd": report.get("needed_usd"),
+        "needed_complete": report.get("needed_complete"),
+        "deficit_usd": report.get("deficit_usd"),
+        "optimal_status": opt.get("status") or ("known" if cf else "unknown"),
+        "optimal_usd": opt.get("total_usd"),
+        "optimal_reason": opt.get("reason"),
+        "excess_vs_optimal_usd": cf.get("excess_vs_optimal_usd"),
+    }
 
 
 # --- config helpers ---

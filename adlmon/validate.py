@@ -276,7 +276,8 @@ def check_event(ev: Any) -> None:
         if lq is not None:
             need(lq.__class__ is Liquidation, "liquidation")
             need(lq.liquidated_user is None or isinstance(lq.liquidated_user, str), "liquidation.liquidated_user")
-            need(_finite(lq.mark_px), "liquidation.mark_px")
+            # NaN = the fill carried no usable markPx (kept; counted as missing_mark_px)
+            need(_finite(lq.mark_px) or lq.mark_px != lq.mark_px, "liquidation.mark_px")
             need(isinstance(lq.method, str), "liquidation.method")
     elif cls is Mark:
         need(_is_name(ev.coin), "coin")

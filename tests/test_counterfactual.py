@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from adlmon import mechanisms as mech
 from adlmon.config import CounterfactualConfig
 from adlmon.counterfactual import (
     OPTIMAL, PRODUCTION, Counterfactual, RegretRun, Winners, production_haircuts,
@@ -168,3 +169,130 @@ def test_running_regret_terms_equal_the_list_formulas(waves):
 def test_the_counterfactual_keeps_no_per_wave_history():
     cf = Counterfactual()
     assert not [k for k, v in vars(cf).items() if isinstance(v, list)]
+# --- incomplete data: float dust, unknown capacity ------------------------------------------
+
+ALL_MECHANISMS = ("pro_rata", "capped_pro_rata", "rap", "queue_pnl", "queue_hyperliquid",
+                  "contract_pro_rata", "min_max_integer")
+
+
+def test_capacity_within_rounding_of_zero_counts_as_zero():
+    u = np.array([0.0, 3e-14, 1e-7, 5e-6, 2e-3, 50.0])
+    notional = np.array([0.0, 1e6, 0.0, 0.0, 1e6, 1e6])
+    # floor = 1e-9·notional + 1e-6: 1e-6, 1e-3 + 1e-6, ...
+    np.testing.assert_array_equal(mech.capacity_without_dust(u, notional),
+                                  [0.0, 0.0, 0.0, 5e-6, 2e-3, 50.0])
+    assert mech.capacity_without_dust([-4.0, 1.0]).tolist() == [0.0, 1.0]
+
+
+def _trade(px, t):
+    """Anyone's ETH fill at ``px``: the mark the production haircut's horizon reads."""
+    return Fill("hyperliquid", "ETH", "0xm", BUY, px, 0.1, t, 0.0, "open", 0.0, 0.0, 9, "h")
+
+
+def _dust_wave():
+    """Winner d is short 2 ETH at an entry one ulp above the mark: uPnL = 2·(entry − 100) ≈
+    2.8e-14 USD, float dust. Winner a has real capacity 100. The venue ADLs d's 2 ETH at
+    101 against mark 100 (B = 2) and ETH trades at 100 before the 1 s horizon: production
+    takes 2·(101 − 100) = 2 from d."""
+    eng = Engine("hyperliquid", 5000, (1000,), Ledger())
+    entry = np.nextafter(100.0, 200.0)
+    eng.apply(AccountSnapshot("hyperliquid", "0xd", 1000.0, (PositionSnapshot("ETH", -2.0, entry, 100.0),), 0))
+    eng.apply(AccountSnapshot("hyperliquid", "0xa", 1000.0, (PositionSnapshot("ETH", -2.0, 150.0, 100.0),), 0))
+    eng.apply(AccountSnapshot("hyperliquid", VAULT, -40.0, (PositionSnapshot("ETH", 4.0, 100.0, 100.0),), 0))
+    eng.apply(_adl("0xd", "ETH", BUY, 101.0, 2.0, -2.0, 100.0))
+    eng.apply(_trade(100.0, 1200))
+    (wave,) = eng.finish()
+    return wave
+
+
+def test_a_share_is_never_computed_against_float_dust():
+    wave = _dust_wave()
+    w = Winners(wave)
+    assert 0 < w.upnl[w.index["0xd"]] < 1e-12 and w.u[w.index["0xd"]] == 0.0
+    c = Counterfactual(CounterfactualConfig(mechanisms=ALL_MECHANISMS)).report(wave)["counterfactual"]
+    prod = c["mechanisms"][PRODUCTION]["ex_post"]
+    assert prod["total_usd"] == pytest.approx(2.0)
+    # all of production's haircut is on an account without capacity: unbounded, not 1e14, not 0
+    assert prod["max_share"] is None and prod["max_share_unbounded_accounts"] == 1
+    assert mech.fairness_share(prod, "pnl") == 1.0
+    assert prod["max_share_equity"] == pytest.approx(2.0 / 1000.0)
+    for name in ALL_MECHANISMS:
+        s = c["mechanisms"][name]["ex_post"]
+        assert s["max_share_unbounded_accounts"] == 0, name
+        assert s["max_share"] is not None and s["max_share"] <= 1.0 + 1e-9, name
+
+
+def test_fairness_term_of_every_policy_is_at_most_lambda_times_b(cascade):
+    """OL eq. 23 with m in [0, 1]: Σ_t λ·B_t·|m − m_ref| <= λ·ΣB, production included."""
+    lam = 3.0
+    cf = Counterfactual(CounterfactualConfig(ilp_time_limit_s=5.0, fairness_lambda=lam))
+    tracking: dict[str, float] = {}
+    for wave in [*cascade, _dust_wave()]:
+        rep = cf.report(wave)
+        for name, m in rep["counterfactual"]["mechanisms"].items():
+            total = (wave.production_haircut_usd[wave.horizons_ms[0]] if name == PRODUCTION
+                     else m["ex_post"]["total_usd"])
+            tracking[name] = tracking.get(name, 0.0) + abs(total - wave.needed_usd)
+    regret = rep["counterfactual"]["regret"]
+    assert regret["share_convention"] == "equity"
+    total_b = sum(w.needed_usd for w in [*cascade, _dust_wave()] if w.deficit_usd)
+    for name, loss in regret["cumulative_loss_usd"].items():
+        assert math.isfinite(loss)
+        assert loss - tracking[name] <= lam * total_b * (1 + 1e-12), name
+        assert loss >= tracking[name] * (1 - 1e-12), name
+
+
+def _unknown_capacity_wave():
+    """As in the demo: the ledger knows the loser only; both winners come from their fills
+    with closedPnl 0, so their capacity is 0 and nothing can carry B = 2·1 + 1·2 = 4. ETH
+    trades at 100 before the first horizon: production takes 2 from each."""
+    eng = Engine("hyperliquid", 5000, (1000, 2000), Ledger())
+    eng.apply(AccountSnapshot("hyperliquid", VAULT, -50.0, (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
+    eng.apply(_adl("0xa", "ETH", BUY, 101.0, 2.0, -2.0, 100.0))
+    eng.apply(_adl("0xb", "ETH", BUY, 102.0, 1.0, -1.0, 100.0))
+    eng.apply(_trade(100.0, 1500))
+    (wave,) = eng.finish()
+    return wave
+
+
+def test_when_known_capacity_cannot_carry_b_the_optimum_is_unknown_not_zero():
+    wave = _unknown_capacity_wave()
+    assert wave.needed_usd == pytest.approx(4.0)
+    c = Counterfactual(CounterfactualConfig(mechanisms=ALL_MECHANISMS)).report(wave)["counterfactual"]
+    opt = c["optimal"]
+    assert opt["status"] == "unknown" and opt["total_usd"] is None
+    assert opt["known_capacity_usd"] == 0.0 and opt["winners_without_capacity"] == 2
+    assert "known capacity $0.00 cannot carry B = $4.00" in opt["reason"]
+    assert "2 of 2 winners have no known capacity" in opt["reason"]
+    assert c["excess_vs_optimal_usd"] == {"1000": None, "2000": None}
+    # no mechanism takes from a zero capacity, contract pro-rata included
+    for name in ALL_MECHANISMS:
+        assert c["mechanisms"][name]["ex_post"]["total_usd"] == 0.0, name
+    prod = c["mechanisms"][PRODUCTION]["ex_post"]
+    assert prod["total_usd"] == pytest.approx(4.0)
+    assert prod["max_share"] is None and prod["max_share_unbounded_accounts"] == 2
+
+
+def test_a_feasible_optimum_is_known_and_has_no_reason(reports):
+    for rep in reports:
+        opt = rep["counterfactual"]["optimal"]
+        assert opt["status"] == "known" and opt["reason"] is None
+        assert opt["total_usd"] == pytest.approx(rep["needed_usd"], rel=1e-9)
+
+
+def test_metrics_do_not_export_excess_vs_optimal_for_an_unknown_optimum():
+    from adlmon.metrics import Metrics
+
+    m = Metrics(horizons_ms=(1000, 2000), mechanisms=ALL_MECHANISMS, process_collectors=False)
+    known = {"venue": "hyperliquid", "wave_id": 1, "production_haircut_usd": {"1000": 9.0, "2000": 9.0},
+             "counterfactual": {"optimal_mechanism": OPTIMAL, "excess_vs_optimal_usd": {"1000": 5.0, "2000": 5.0},
+                                "mechanisms": {}}}
+    m.observe_wave(known)
+    cf = Counterfactual(CounterfactualConfig(mechanisms=ALL_MECHANISMS))
+    m.observe_wave(cf.report(_unknown_capacity_wave()))
+    get = m.registry.get_sample_value
+    lab = {"venue": "hyperliquid", "horizon": "1000"}
+    assert get("adlmon_adl_excess_vs_optimal_usd_total", lab) == 5.0  # nothing added
+    assert math.isnan(get("adlmon_adl_last_wave_excess_vs_optimal_usd", lab))
+    share = get("adlmon_adl_last_wave_max_share_ratio", {"venue": "hyperliquid", "mechanism": PRODUCTION})
+    assert share == math.inf

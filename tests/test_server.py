@@ -282,3 +282,36 @@ async def test_tls_serves_https_with_the_configured_certificate(served, self_sig
         await get(session, url + "/livez")
     with pytest.raises(aiohttp.ClientError):
         await get(session, url.replace("https://", "http://") + "/livez")
+
+
+async def test_api_says_unknown_not_zero_for_an_optimum_the_known_capacity_cannot_carry(served):
+    """A wave whose winners all come from their fills at capacity 0 (as the demo's first):
+    /api/waves and /api/status give the optimum as unknown with its reason, and no excess."""
+    from adlmon.config import CounterfactualConfig
+    from adlmon.counterfactual import Counterfactual
+    from adlmon.engine.engine import Engine
+    from adlmon.engine.ledger import Ledger
+    from adlmon.events import ADL, BUY, AccountSnapshot, Fill, Liquidation, PositionSnapshot
+
+    vault = "0x2e3d94f0562703b25c83308a05046ddaf9a8dd14"
+    eng = Engine("hyperliquid", 5000, (0,), Ledger())
+    eng.apply(AccountSnapshot("hyperliquid", vault, -50.0,
+                              (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
+    for i, (user, px, sz) in enumerate((("0xa", 101.0, 2.0), ("0xb", 102.0, 1.0))):
+        eng.apply(Fill("hyperliquid", "ETH", user, BUY, px, sz, 1000, -sz, ADL, 0.0, 0.0, i, "h",
+                       Liquidation(vault, 100.0, "backstop"), "Auto-Deleveraging"))
+    (wave,) = eng.finish()
+    rep = Counterfactual(CounterfactualConfig()).report(wave)
+
+    start, session = served
+    state, url = await start()
+    state.add_wave(json.loads(json.dumps(rep)))
+    data = json.loads((await get(session, url + "/api/waves"))[2])
+    cf = data["waves"][0]["counterfactual"]
+    assert cf["optimal"]["status"] == "unknown" and cf["optimal"]["total_usd"] is None
+    assert "2 of 2 winners have no known capacity" in cf["optimal"]["reason"]
+    assert set(cf["excess_vs_optimal_usd"].values()) == {None}
+    last = json.loads((await get(session, url + "/api/status"))[2])["last_wave"]
+    assert last["optimal_status"] == "unknown" and last["optimal_usd"] is None
+    assert last["optimal_reason"] == cf["optimal"]["reason"]
+    assert last["needed_usd"] == pytest.approx(4.0) and last["wave_id"] == 1

@@ -189,3 +189,41 @@ async def test_offline_summary_is_one_reason_line_per_source_and_says_when_the_d
     assert all(i.endswith("disconnected: connect_error ×12") for i in parsed.items), parsed.items
     assert "DNSError" not in dom  # the exception text stays in the API and the log
     assert "not ready" in parsed.summary and "demo finished: 3 of 3" in parsed.summary
+
+
+def unknown_optimum_wave(i: int) -> dict:
+    """A wave like the demo's first: every winner valued from its fills at capacity 0, so the
+    fairness optimum at B does not exist on what is known (counterfactual.optimal_status)."""
+    w = wave(i, needed=8_700.0, production=8_700.0, optimal=0.0)
+    w["counterfactual"]["optimal"] = {
+        "mechanism": "capped_pro_rata", "status": "unknown", "total_usd": None,
+        "known_capacity_usd": 0.0, "needed_usd": 8_700.0, "winners": 4,
+        "winners_without_capacity": 4,
+        "reason": "known capacity $0.00 cannot carry B = $8,700.00: 4 of 4 winners have no "
+                  "known capacity (4 valued from their fills alone)"}
+    w["counterfactual"]["excess_vs_optimal_usd"] = {"0": None, "500": None}
+    return w
+
+
+async def test_status_page_shows_unknown_for_an_infeasible_optimum(page_server, tmp_path):
+    """Not "Optimal $0.00" and a red "Excess $8.7k": the optimum and the excess are unknown,
+    and the page says why. The screenshot is kept as artifacts/status_page_unknown.png."""
+    state, url = page_server
+    state.add_wave(unknown_optimum_wave(3))
+    dom = (await chromium(url + "/", tmp_path, "--dump-dom")).decode()
+    assert 'data-loaded="1"' in dom, dom[:2000]
+    parsed = _Rows()
+    parsed.feed(dom)
+    assert [r["id"] for r in parsed.rows] == ["3", "2", "1"]
+    unknown = dict(parsed.rows[0]["cells"])
+    assert unknown["num optimal unknown"] == "unknown"
+    assert unknown["num excess unknown"] == "unknown"
+    assert "$0.00" not in [text for _, text in parsed.rows[0]["cells"]]
+    known = dict(parsed.rows[1]["cells"])
+    assert known["num optimal"] == "$250.0k" and known["num excess bad"] == "$2.15M"
+    assert "Wave 3: optimum unknown: known capacity $0.00 cannot carry B = $8,700.00" in dom
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "status_page_unknown.png"
+    shot.unlink(missing_ok=True)
+    await chromium(url + "/", tmp_path, f"--screenshot={shot}")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

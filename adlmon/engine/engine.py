@@ -135,6 +135,11 @@ class Engine:
                 c["liquidation_fills"] += 1
             else:
                 c["unknown_dir"] += 1
+                continue
+            liq = r[13]
+            mark = liq.mark_px if liq is not None else None
+            if mark is None or mark != mark:  # no liquidation markPx: B of its wave incomplete
+                c["missing_mark_px"] += 1
 
     def _advance(self, t: int) -> list[Wave]:
         """Time moves to ``t``: process the pending block, then let the tracker see t."""
@@ -229,10 +234,11 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: fills, adl_fills, liquidation_fills, unknown_dir, blocks,
+        """Counters: fills, adl_fills, liquidation_fills, unknown_dir, missing_mark_px, blocks,
         marks, fundings, ledger_updates, unknown_ledger, snapshots, feed_gaps,
         divergences, positions_learned, out_of_order, bad_events, waves, accounts."""
-        s = {k: 0 for k in ("fills", "adl_fills", "liquidation_fills", "unknown_dir", "blocks",
+        s = {k: 0 for k in ("fills", "adl_fills", "liquidation_fills", "unknown_dir",
+                            "missing_mark_px", "blocks",
                             "marks", "fundings", "ledger_updates", "snapshots", "feed_gaps",
                             "out_of_order", "other_events", "bad_events")}
         s.update(self._counts)

@@ -4,7 +4,9 @@ A wave is a maximal run of one venue's ADL fills (the winner side, ``kind ==
 "adl"``) whose consecutive gaps are at most ``gap_ms`` (a gap of exactly
 ``gap_ms`` stays in the wave). Per wave t:
 
-- needed budget ``B_t = Σ_k |markPx_k − px_k|·sz_k`` (paper §4.4 step 3);
+- needed budget ``B_t = Σ_k |markPx_k − px_k|·sz_k`` (paper §4.4 step 3); an ADL fill
+  without a liquidation markPx adds nothing it could be measured by, so the wave says
+  ``needed_complete`` false and ``needed_missing_mark_fills`` how many such fills it has;
 - deficit stock ``D_t = Σ_losers (−min equity)+``, each loser's equity taken
   from the ledger before applying each block (one timestamp) holding ADL fills
   against it (§4.4 step 2), and the increment ``Σ_losers (d_L,t − max earlier
@@ -101,6 +103,7 @@ class Wave:
     loser_min_equity: dict[str, float | None] = field(default_factory=dict, repr=False)
     horizon_marks: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
     deficit_at_start_usd: float | None = None  # D at the first ADL block: ex-ante information
+    needed_missing_mark_fills: int = 0  # ADL fills without markPx: B is a lower bound
 
     @property
     def paper_counted(self) -> bool | None:
@@ -127,6 +130,8 @@ class Wave:
             "notional_usd": self.notional_usd,
             "closed_pnl_usd": self.closed_pnl_usd,
             "needed_usd": self.needed_usd,
+            "needed_complete": self.needed_missing_mark_fills == 0,
+            "needed_missing_mark_fills": self.needed_missing_mark_fills,
             "deficit_usd": self.deficit_usd,
             "deficit_increment_usd": self.deficit_increment_usd,
             "deficit_source": self.deficit_source,
@@ -288,7 +293,8 @@ class WaveTracker:
             w.side.append(side)
             w.px.append(px)
             w.sz.append(sz)
-            w.mark.append(liq.mark_px if liq is not None else nan)
+            m = liq.mark_px if liq is not None else None
+            w.mark.append(nan if m is None else m)
             w.start.append(start)
             w.pnl.append(pnl)
             w.liq_user.append(liq.liquidated_user if liq is not None else None)
@@ -412,4 +418,5 @@ class WaveTracker:
             loser_min_equity={lu: w.loser_min.get(lu) for lu in losers},
             horizon_marks={h: dict(w.marks[h]) for h in self.horizons_ms},
             deficit_at_start_usd=w.deficit_at_start,
+            needed_missing_mark_fills=int(np.count_nonzero(np.isnan(mark))),
         )

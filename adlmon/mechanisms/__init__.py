@@ -94,9 +94,14 @@ __all__ = [
 # Other mechanism modules (severity, measures, audit) append their exports below.
 from .audit import RankAudit, count_inversions, kendall_tau, rank_audit
 from .measures import (
+    CAPACITY_ATOL_USD,
+    CAPACITY_RTOL,
+    SHARE_CONVENTIONS,
     accounts_touched,
     allocation_summary,
+    capacity_without_dust,
     fairness_loss,
+    fairness_share,
     max_share,
     overshoot,
     pmr,
@@ -123,6 +128,11 @@ from .severity import (
 )
 
 __all__ += [
+    "CAPACITY_ATOL_USD",
+    "CAPACITY_RTOL",
+    "SHARE_CONVENTIONS",
+    "capacity_without_dust",
+    "fairness_share",
     "BackoffSeverity",
     "FixedSeverity",
     "OgdSeverity",

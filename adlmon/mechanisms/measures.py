@@ -16,10 +16,15 @@ import math
 import numpy as np
 
 __all__ = [
+    "CAPACITY_ATOL_USD",
+    "CAPACITY_RTOL",
     "EPS_USD",
+    "SHARE_CONVENTIONS",
     "accounts_touched",
     "allocation_summary",
+    "capacity_without_dust",
     "fairness_loss",
+    "fairness_share",
     "max_share",
     "overshoot",
     "pmr",
@@ -35,6 +40,21 @@ __all__ = [
 
 # ε of OL eq. (10)/(23): keeps x_i/(u_i + ε) finite for zero capacities (USD).
 EPS_USD = 1e-12
+
+# A capacity u_i = (PnL_i)+ is a difference of float products (size·(mark − entry), or
+# closedPnl·|start|/sz), so a flat position leaves dust of the order 1e-16 of its notional
+# instead of 0; a share x_i/u_i against that dust reads 1e15. Capacities at or below
+# CAPACITY_RTOL·notional_i + CAPACITY_ATOL_USD count as zero (1e-9 of the notional is
+# seven orders above double rounding and below a cent up to $10M; 1e-6 USD is the venue's
+# closedPnl resolution).
+CAPACITY_RTOL = 1e-9
+CAPACITY_ATOL_USD = 1e-6
+
+# Conventions of the per-policy share m_t of OL eq. 23 (fairness_share):
+#   "equity": max_i x_i / e_i, the paper's reproduction code (paper §4.7.5), clipped to [0, 1];
+#   "pnl":    max_i x_i / u_i, OL eq. 10 on PnL capacity, clipped to [0, 1] (a haircut on an
+#             account without capacity counts as 1).
+SHARE_CONVENTIONS = ("equity", "pnl")
 
 
 def _arr(a) -> np.ndarray:
@@ -63,6 +83,40 @@ def max_share(x, u, eps: float = EPS_USD) -> float:
     if x.size == 0:
         return 0.0
     return float((x / (u + eps)).max())
+
+
+def capacity_without_dust(u, notional=0.0, *, rtol: float = CAPACITY_RTOL,
+                          atol: float = CAPACITY_ATOL_USD) -> np.ndarray:
+    """u_i, with capacities within rounding of zero (u_i <= rtol·|notional_i| + atol) set
+    to exactly 0, so that no share is computed against float dust (paper §1.3: u = (PnL)+).
+    A NaN notional counts as 0 (the absolute floor alone)."""
+    u = np.maximum(_arr(u), 0.0)
+    floor = rtol * np.abs(np.nan_to_num(_arr(notional))) + atol
+    return np.where(u > floor, u, 0.0)
+
+
+def fairness_share(summary, convention: str = "equity"):
+    """The share m^π_t that enters the fairness term of OL eq. 23, in [0, 1] (or None when
+    unknown), from an allocation summary (the report's ``ex_post`` entry).
+
+    ``"equity"`` (default, the paper's convention, paper §4.7.5): ``max_share_equity``
+    clipped to [0, 1]. ``"pnl"``: ``max_share`` (OL eq. 10) clipped to [0, 1]; a haircut on
+    accounts with no PnL capacity (``max_share_unbounded_accounts`` > 0) is a share of 1.
+    With m and m_ref in [0, 1], a round's fairness loss is at most λ·B^needed_t.
+    """
+    if convention not in SHARE_CONVENTIONS:
+        raise ValueError(f"share convention {convention!r}: must be one of {SHARE_CONVENTIONS}")
+    if summary is None:
+        return None
+    if convention == "pnl":
+        if (summary.get("max_share_unbounded_accounts") or 0) > 0:
+            return 1.0
+        v = summary.get("max_share")
+    else:
+        v = summary.get("max_share_equity")
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
+        return None  # unknown (null in the report, or not a number)
+    return min(max(float(v), 0.0), 1.0)
 
 
 def accounts_touched(x, min_usd: float = 1e-9) -> int:

@@ -38,14 +38,19 @@ function count(x) {
   return typeof x === "number" ? x : null;
 }
 
+// The optimum at B; "unknown" (not 0) when the known capacity could not carry B.
 function optimalOf(w) {
   const cf = w.counterfactual;
-  if (!cf || !cf.mechanisms) return { name: null, total: null };
+  if (!cf || !cf.mechanisms) return { name: null, total: null, unknown: false };
   const name = cf.optimal_mechanism || null;
+  if (cf.optimal && cf.optimal.status === "unknown") {
+    return { name: name, total: null, unknown: true, reason: cf.optimal.reason || "" };
+  }
   const m = name ? cf.mechanisms[name] : null;
-  if (!m) return { name: name, total: null };
+  if (!m) return { name: name, total: null, unknown: false };
   const post = m.ex_post || m;
-  return { name: name, total: typeof post.total_usd === "number" ? post.total_usd : null };
+  return { name: name, total: typeof post.total_usd === "number" ? post.total_usd : null,
+           unknown: false };
 }
 
 function fill(tbody, rows, cols) {
@@ -91,6 +96,7 @@ function renderWaves(data, horizons) {
   document.getElementById("h-head").textContent = "Production H(" + h + " ms)";
   document.getElementById("wave-count").textContent = "(" + data.count + " of " + data.kept + ")";
   const rows = [];
+  const notes = [];
   for (const w of data.waves) {
     const tr = el("tr");
     tr.className = "wave";
@@ -99,22 +105,31 @@ function renderWaves(data, horizons) {
     const prod = w.production_haircut_usd ? w.production_haircut_usd[h] : null;
     const opt = optimalOf(w);
     const excess = (typeof prod === "number" && opt.total !== null) ? prod - opt.total : null;
+    if (opt.unknown) notes.push("Wave " + w.wave_id + ": optimum unknown: " + opt.reason);
     tr.appendChild(el("td", w.wave_id));
     tr.appendChild(el("td", w.venue));
     tr.appendChild(el("td", ms === null ? "—" : new Date(ms).toISOString().replace("T", " ").replace("Z", "")));
     tr.appendChild(el("td", Array.isArray(w.coins) ? w.coins.join(", ") : "—"));
     tr.appendChild(el("td", count(w.adl_fills) ?? "—", "num"));
     tr.appendChild(el("td", count(w.accounts) ?? "—", "num"));
-    tr.appendChild(el("td", usd(w.needed_usd), "num"));
+    const need = el("td", (w.needed_complete === false ? "≥ " : "") + usd(w.needed_usd), "num");
+    if (w.needed_complete === false) {
+      need.title = w.needed_missing_mark_fills + " ADL fills without markPx: B is a lower bound";
+    }
+    tr.appendChild(need);
     tr.appendChild(el("td", usd(prod), "num production"));
-    const o = el("td", usd(opt.total), "num optimal");
-    if (opt.name) o.title = opt.name;
+    const o = el("td", opt.unknown ? "unknown" : usd(opt.total),
+                 "num optimal" + (opt.unknown ? " unknown" : ""));
+    if (opt.name) o.title = opt.unknown ? opt.name + ": " + opt.reason : opt.name;
     tr.appendChild(o);
-    tr.appendChild(el("td", usd(excess), "num excess" + (excess > 0 ? " bad" : "")));
+    tr.appendChild(el("td", opt.unknown ? "unknown" : usd(excess),
+                      "num excess" + (opt.unknown ? " unknown" : excess > 0 ? " bad" : "")));
     tr.appendChild(el("td", w.deficit_usd === null || w.deficit_usd === undefined ? "unknown" : usd(w.deficit_usd), "num"));
     rows.push(tr);
   }
   fill(document.querySelector("#waves tbody"), rows, 11);
+  const list = document.getElementById("wave-notes");
+  list.replaceChildren(...notes.map((n) => el("li", n)));
 }
 
 async function getJson(url) {

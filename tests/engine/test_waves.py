@@ -206,7 +206,8 @@ def test_report_has_the_contract_fields_with_string_horizon_keys():
     d = waves[0].to_dict()
     assert set(d) == {
         "venue", "wave_id", "t_start_ms", "t_end_ms", "adl_fills", "accounts", "losers", "coins",
-        "notional_usd", "closed_pnl_usd", "needed_usd", "deficit_usd", "deficit_increment_usd",
+        "notional_usd", "closed_pnl_usd", "needed_usd", "needed_complete", "needed_missing_mark_fills",
+        "deficit_usd", "deficit_increment_usd",
         "deficit_source", "production_haircut_usd", "excess_haircut_usd",
         "excess_haircut_positive_usd", "horizon_status", "theta_needed", "theta_prod", "closed_by",
         "paper_counted"}
@@ -298,3 +299,53 @@ def test_paper_counted_totals_take_only_counted_waves_and_sum_stocks_as_the_pape
     assert t["deficit_increment_usd"] == pytest.approx(76.0)
     assert t["production_haircut_usd"]["0"] == pytest.approx(
         waves[0].production_haircut_usd[0] + waves[1].production_haircut_usd[0])
+
+
+def test_adl_fills_without_mark_px_are_kept_counted_and_mark_b_incomplete():
+    """Two ADL fills of one wave lack markPx (a liquidation object without it, and none at
+    all): B is the other fill's term, the wave says so, the fills still move positions,
+    and the engine counts them for adlmon_engine_anomalies_total{kind="missing_mark_px"}."""
+    from adlmon.metrics import Metrics
+
+    snaps = deficit_scenario()[:4]
+    no_mark = Liquidation(L, float("nan"), "backstop")
+    events = snaps + [
+        adl(W, "ETH", BUY, 86.0, 2.0, -5.0, 1000, 85.0),
+        fill(W, "ETH", BUY, 86.0, 1.0, -3.0, 1000, ADL, 0.0, no_mark, "Auto-Deleveraging"),
+        fill(X, "ETH", BUY, 86.0, 1.0, -3.0, 1000, ADL, 0.0, None, "Auto-Deleveraging"),
+        fill(L, "ETH", SELL, 86.0, 4.0, 10.0, 1000, LIQUIDATION, -96.0, no_mark,
+             "Liquidated Cross Long"),
+    ]
+    (w,), eng = run(events)
+    assert w.needed_usd == pytest.approx(2.0 * 1.0)
+    d = w.to_dict()
+    assert d["needed_complete"] is False and d["needed_missing_mark_fills"] == 2
+    assert eng.stats["missing_mark_px"] == 3  # two ADL fills and the loser's liquidation fill
+    assert eng.ledger.position(W, "ETH")[0] == pytest.approx(-2.0)  # -5 + 2 + 1: all applied
+    assert eng.ledger.position(X, "ETH")[0] == pytest.approx(-2.0)
+    assert eng.ledger.position(L, "ETH")[0] == pytest.approx(6.0)
+    m = Metrics(horizons_ms=(0,), mechanisms=(), process_collectors=False)
+    m.observe_engine_stats(V, eng.stats)
+    assert m.registry.get_sample_value(
+        "adlmon_engine_anomalies_total", {"venue": V, "kind": "missing_mark_px"}) == 3
+
+
+def test_wave_with_every_mark_px_is_complete():
+    (w1, _w2), _ = run(deficit_scenario())
+    assert w1.to_dict()["needed_complete"] is True and w1.needed_missing_mark_fills == 0
+
+
+def test_replay_totals_sum_deficit_increments_and_give_the_largest_stock():
+    """One hole across two waves (stocks 76 then 70, increments 76 then 0): the totals say
+    76 once, not 146, and label what they are."""
+    from adlmon import replay
+
+    waves, eng = run(deficit_scenario())
+    totals = replay._totals(waves, (0,), eng.stats, {}, GAP)
+    assert "deficit_usd" not in totals  # the sum of stocks means nothing
+    assert totals["deficit_increment_usd"] == pytest.approx(76.0)
+    assert totals["deficit_stock_max_usd"] == pytest.approx(76.0)
+    assert totals["deficit_stock_max_wave"] == 1
+    text = replay.format_table(waves, totals)
+    assert "new holes (Σ increments) $76.00" in text and "largest stock $76.00 (wave 1)" in text
+    assert "146" not in text

@@ -105,9 +105,14 @@ def _liquidation(f: dict) -> Liquidation | None:
         lq = validate.obj(lq, "liquidation")
         user = lq.get("liquidatedUser")
         # A liquidatedUser that is not a user name cannot be this fill's user: no
-        # liquidation of it, the fill stays (its position effect is kept).
-        return Liquidation(user if user.__class__ is str else None,
-                           number(_field(lq, "markPx", "liquidation"), "liquidation.markPx"),
+        # liquidation of it, the fill stays (its position effect is kept). Without a usable
+        # markPx the fill still moves positions: keep it, with mark NaN (the engine counts it
+        # as missing_mark_px and the wave's B as incomplete).
+        try:
+            mark = number(lq["markPx"], "liquidation.markPx")
+        except (KeyError, ParseError):
+            mark = float("nan")
+        return Liquidation(user if user.__class__ is str else None, mark,
                            validate.text(lq.get("method"), "liquidation.method"))
     old = f.get("liquidationMarkPx")  # early-2024 fills (venues.md §1.3)
     if old is not None:

@@ -12,7 +12,9 @@ Sources (``[venues.hyperliquid] sources``):
   ``user``) of each liquidator vault, one connection per vault because a
   ``user`` frame does not name its user. Deduplicated on (user, coin, tid)
   across both channels and across the ``isSnapshot`` backfill sent after
-  every reconnect, so a fill the venue re-sends is counted once.
+  every reconnect, so a fill the venue re-sends is counted once; a fill of the
+  older shape without ``tid`` (the SDK's recorded userFills) on (user, coin,
+  hash, oid, time, px, sz, side) instead (:func:`fill_key`).
 * ``vault_state`` (REST, ``rest.py``): the vaults' ``clearinghouseState``.
 
 What the public websocket shows of an ADL (venues.md §1.7, §1.9): only the
@@ -107,6 +109,17 @@ class SeenSet:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+def fill_key(user: str, f: Any) -> tuple:
+    """Dedupe key of one raw WsFill of ``user``: (user, coin, tid), or, for the older shape
+    without ``tid``, (user, coin, hash, oid, time, px, sz, side): every such fill would
+    otherwise share tid 0 and all but the first of a coin be dropped."""
+    tid = f.get("tid")
+    if tid is not None:
+        return (user, f.get("coin"), tid)
+    return (user, f.get("coin"), f.get("hash"), f.get("oid"), f.get("time"), f.get("px"),
+            f.get("sz"), f.get("side"))
 
 
 class _HyperliquidFrames:
@@ -430,15 +443,20 @@ class VaultAdapter(_HyperliquidFrames):
         snapshot = channel == "userFills" and isinstance(data, dict) and bool(data.get("isSnapshot"))
         if snapshot:
             self.snapshots += 1
+        # Duplicates go before parsing: the raw fill has the fields of its key (fill_key).
+        fills = data.get("fills") if isinstance(data, dict) else None
+        keys = []
+        if isinstance(fills, list):
+            user = self.vault.lower()
+            keys = [(f.get("coin"), f.get("tid")) for f in fills if isinstance(f, dict)]
+            new = [f for f in fills if not isinstance(f, dict) or self.seen.add(fill_key(user, f))]
+            if len(new) != len(fills):
+                obj = {**obj, "data": {**data, "fills": new}}
         events = parse_ws_message(obj, user=self.vault, recv_ms=self.now_ms())
         out = []
-        keys = []
         wm = self.watermark_ms
         for e in events:
             if e.__class__ is Fill:
-                keys.append((e.coin, e.tid))
-                if not self.seen.add((e.user.lower(), e.coin, e.tid)):
-                    continue
                 # History the bootstrap snapshot already contains (or, with no snapshot,
                 # what happened before our first connection) is not ours to apply.
                 if (wm is not None and e.time_ms <= wm) or (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import decimal
+import math
 import sys
 from pathlib import Path
 
@@ -458,3 +459,22 @@ def test_parser_does_not_mutate_its_input():
     before = copy.deepcopy(f)
     parse.parse_ws_fill(U1, f)
     assert f == before
+
+
+@pytest.mark.parametrize("lq", [
+    {"liquidatedUser": U1, "method": "market"},                   # no markPx at all
+    {"liquidatedUser": U1, "markPx": None, "method": "market"},   # null
+    {"liquidatedUser": U1, "markPx": "n/a", "method": "market"},  # not a number
+])
+def test_liquidation_without_mark_px_keeps_the_fill_with_mark_nan(lq):
+    """The fill's position effect must not be lost with its markPx: it parses, the mark is
+    NaN (the engine counts it, the wave marks B incomplete)."""
+    line = block_line((U1, ws_fill(dir="Liquidated Cross Long", side="A", startPosition="3.0",
+                                   liquidation=lq)), (U2, ws_fill()))
+    errors: list = []
+    fills = parse.parse_node_fills_by_block(line, errors=errors)
+    assert errors == [] and len(fills) == 2
+    f = fills[0]
+    assert f.kind == LIQUIDATION and f.sz == float(ws_fill()["sz"]) and f.start_position == 3.0
+    assert f.liquidation.liquidated_user == U1 and math.isnan(f.liquidation.mark_px)
+    assert math.isnan(parse.parse_ws_fill(U1, ws_fill(liquidation=lq)).liquidation.mark_px)

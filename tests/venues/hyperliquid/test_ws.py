@@ -4,6 +4,9 @@ and discovery."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from adlmon.config import HLP_LIQUIDATORS
@@ -268,3 +271,39 @@ def test_asset_context_marks_carry_the_local_estimate_of_venue_time():
     (mark,) = market.parse("activeAssetCtx", {"channel": "activeAssetCtx", "data": {
         "coin": "BTC", "ctx": {"markPx": "100000.5", "oraclePx": "100001.0", "funding": "0.0"}}})
     assert (mark.coin, mark.mark_px, mark.oracle_px, mark.time_ms) == ("BTC", 100000.5, 100001.0, T)
+
+
+SDK_FILLS = (Path(__file__).resolve().parents[2] / "fixtures" / "hyperliquid" / "sdk_user_fills"
+             / "user_fills_without_tid.json")
+
+
+def test_fills_without_tid_are_told_apart_by_hash_oid_time_px_sz_side():
+    """The SDK's recorded userFills (older shape, no tid): 500 distinct fills, which a
+    (user, coin, tid) key collapsed to one per coin. All are kept once; the reconnect
+    backfill and userEvents repeating them add nothing."""
+    rec = json.loads(SDK_FILLS.read_text())
+    user, fills = rec["user"], rec["fills"]
+    assert len(fills) == 500 and not any("tid" in f for f in fills)
+    clock = Clock()
+    join = VaultTradeJoin([user], enabled=False, hold_ms=2000, now_ms=clock)
+    vault = VaultAdapter(user, fills=True, events=True, join=join, seen=SeenSet(), now_ms=clock)
+    vault.watermark_ms = min(f["time"] for f in fills) - 1
+    live = vault.parse("userFills", user_fills(*fills, user=user))
+    assert len(live) == 500 and all(e.__class__ is Fill and e.tid == 0 for e in live)
+    backfill = vault.parse("userFills", user_fills(*fills, snapshot=True, user=user))
+    again = vault.parse("user", {"channel": "user", "data": {"fills": fills[:40]}})
+    assert backfill == [] and again == []
+    assert vault.seen.duplicates == 540
+    # the fills kept are the recorded ones, each once
+    assert sorted((e.coin, e.time_ms, e.px, e.sz, e.side, e.hash) for e in live) == sorted(
+        (f["coin"], f["time"], float(f["px"]), float(f["sz"]), BUY if f["side"] == "B" else SELL,
+         f["hash"]) for f in fills)
+
+
+def test_a_fill_without_tid_that_differs_only_in_oid_is_a_different_fill():
+    vault, _market, _join, _ = adapters(trades=False)
+    a = ws_fill(None, dir="Open Long", liquidated=None)
+    del a["tid"]
+    b = {**a, "oid": 2}
+    out = vault.parse("userFills", user_fills(a, b, a))
+    assert len(out) == 2 and vault.seen.duplicates == 1
