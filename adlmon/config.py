@@ -24,7 +24,7 @@ HLP_LIQUIDATORS = (
 
 MECHANISMS = (
     "pro_rata", "capped_pro_rata", "rap", "contract_pro_rata", "min_max_integer",
-    "queue_pnl", "queue_hyperliquid",
+    "queue_pnl", "queue_hyperliquid", "risk_based",
 )
 HL_SOURCES = ("vault_fills", "vault_events", "vault_state", "marks", "trades", "node")
 

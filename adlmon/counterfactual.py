@@ -188,6 +188,39 @@ class RegretRun:
         return math.sqrt((1.0 + 2.0 * self.path_variation) * self.sum_d2)
 
 
+def _per_coin(w: Winners, split: dict[str, tuple[float, float]], rule) -> np.ndarray:
+    """A per-position vector from ``rule(positions of one coin, budget share, gap)`` per coin."""
+    x_pos = np.zeros(len(w.pos_coin))
+    coins = np.asarray(w.pos_coin)
+    for coin, (share, gap) in split.items():
+        sel = np.flatnonzero(coins == coin)
+        if sel.size:
+            x_pos[sel] = rule(sel, share, gap)
+    return x_pos
+
+
+def _risk_based(w: Winners, split: dict[str, tuple[float, float]], budget: float) -> dict[str, Any]:
+    """Leverage draining (mechanisms/riskbased.py) per coin, single-asset form: the coin's
+    contracts to close are its budget share over its gap per contract (as contract pro-rata
+    reads the wave), reductions drain the positions' gross leverage |size|·mark / equity;
+    the haircut is contracts × gap. Reported with the contracts it closes."""
+    contracts = np.zeros(len(w.pos_coin))
+    feasible = True
+
+    def rule(sel, share, gap):
+        nonlocal feasible
+        need = share * budget / gap if gap > 0 else 0.0
+        a = mech.allocate_risk_based(w.pos_size[sel], np.nan_to_num(w.pos_mark[sel]),
+                                     w.equity[w.owner[sel]], need, gap)
+        contracts[sel] = a.contracts
+        feasible = feasible and a.feasible
+        return a.x
+
+    x_pos = _per_coin(w, split, rule)
+    return {"x": w.per_account(x_pos), "feasible": feasible,
+            "contracts": float(contracts.sum())}
+
+
 class Counterfactual:
     """Stateful across waves (severity controller, regret accounting); ``report`` is pure
     given that state."""
@@ -221,18 +254,15 @@ class Counterfactual:
             out["queue_pnl"] = {"x": mech.queue(w.u, budget, w.u)}
         if "queue_hyperliquid" in names:
             out["queue_hyperliquid"] = {"x": mech.queue(w.u, budget, w.hyperliquid_score())}
-        if "contract_pro_rata" in names or "min_max_integer" in names:
+        if names & {"contract_pro_rata", "min_max_integer", "risk_based"}:
             split = _coin_budget_split(wave)
             gap_pos = np.asarray([split.get(c, (0.0, 0.0))[1] for c in w.pos_coin], dtype=float)
             if "contract_pro_rata" in names:
-                x_pos = np.zeros(len(w.pos_coin))
-                coins = np.asarray(w.pos_coin)
-                for coin, (share, gap) in split.items():
-                    sel = np.flatnonzero(coins == coin)
-                    if sel.size:
-                        x_pos[sel] = mech.contract_pro_rata(w.pos_size[sel], np.full(sel.size, gap),
-                                                            share * budget)
+                x_pos = _per_coin(w, split, lambda sel, share, gap: mech.contract_pro_rata(
+                    w.pos_size[sel], np.full(sel.size, gap), share * budget))
                 out["contract_pro_rata"] = {"x": w.per_account(x_pos)}
+            if "risk_based" in names:
+                out["risk_based"] = _risk_based(w, split, budget)
             if "min_max_integer" in names:
                 method = "mip" if len(w) <= self.cfg.ilp_max_accounts else "fallback"
                 a = mech.allocate_min_max_integer(w.pos_size, gap_pos, w.u, budget,

@@ -65,7 +65,7 @@ KNOWN_VENUES = ("hyperliquid", "binance", "bybit", "okx")
 DEFAULT_HORIZONS_MS = (0, 500, 1000, 2000, 5000)
 DEFAULT_MECHANISMS = (
     "pro_rata", "capped_pro_rata", "rap", "contract_pro_rata", "min_max_integer",
-    "queue_pnl", "queue_hyperliquid",
+    "queue_pnl", "queue_hyperliquid", "risk_based",
 )
 # Why a websocket session ended. Close codes are RFC 6455 §7.4.1; 1006 means the
 # TCP connection dropped without a close frame.

@@ -168,3 +168,32 @@ def test_running_regret_terms_equal_the_list_formulas(waves):
 def test_the_counterfactual_keeps_no_per_wave_history():
     cf = Counterfactual()
     assert not [k for k, v in vars(cf).items() if isinstance(v, list)]
+
+
+def test_risk_based_drains_the_most_levered_winner_first_hand_computed():
+    # The two-winner wave above. Account value (the snapshot's) 1000 each; gross leverage
+    # a 200/1000, b 100/1000. Gap 5 per contract, so 10/5 = 2 contracts to close.
+    # Water-filling: both end at L with (200 − 100 r_a)/1000 = (100 − 100 r_b)/1000 = L and
+    # r_a + r_b = 2, so L = 100/2000, r_a = 2 − 10 L = 1.5, r_b = 1 − 10 L = 0.5; haircut 5 r.
+    eng = Engine("hyperliquid", 5000, (0,), Ledger())
+    eng.apply(AccountSnapshot("hyperliquid", "0xa", 1000.0, (PositionSnapshot("ETH", -2.0, 150.0, 100.0),), 0))
+    eng.apply(AccountSnapshot("hyperliquid", "0xb", 1000.0, (PositionSnapshot("ETH", -1.0, 120.0, 100.0),), 0))
+    eng.apply(AccountSnapshot("hyperliquid", VAULT, -40.0, (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
+    eng.apply(_adl("0xa", "ETH", BUY, 105.0, 2.0, -2.0, 100.0, pnl=90.0))
+    (wave,) = eng.finish()
+    c = Counterfactual(CounterfactualConfig(mechanisms=("risk_based",))).report(wave)["counterfactual"]
+    rb = c["mechanisms"]["risk_based"]["ex_post"]
+    level = 100.0 / 2000.0
+    r_a, r_b = 2 - 10 * level, 1 - 10 * level
+    assert rb["contracts"] == pytest.approx(2.0)
+    assert rb["total_usd"] == pytest.approx(10.0)
+    assert rb["max_share"] == pytest.approx(max(5 * r_a / 100.0, 5 * r_b / 20.0))
+    assert rb["accounts_touched"] == 2
+
+
+def test_risk_based_is_in_every_wave_report_and_the_scorecard(reports):
+    from adlmon.scorecard import row_from_report
+    for rep in reports:
+        rb = rep["counterfactual"]["mechanisms"]["risk_based"]["ex_post"]
+        assert rb["total_usd"] == pytest.approx(rep["needed_usd"], rel=1e-9)  # contracts × gap = B
+        assert row_from_report(rep)["policies"]["risk_based"]["total_usd"] == rb["total_usd"]
