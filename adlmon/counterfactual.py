@@ -41,7 +41,14 @@ MAX_AUDITED_COINS = 20  # rank audits kept per wave (largest ADL'd notional firs
 
 
 class Winners:
-    """Eligible winners of one wave as account-level arrays, plus their positions per coin."""
+    """Eligible winners of one wave as account-level arrays, plus their positions per coin.
+
+    ``Winners.from_views(views)`` builds the same from ledger views alone (no wave, no fills):
+    the exposure what-if (exposure.py) runs the mechanisms on it."""
+
+    @classmethod
+    def from_views(cls, views: dict) -> "Winners":
+        return cls(_ViewsOnly(views))
 
     def __init__(self, wave: Wave):
         index: dict[str, int] = {}
@@ -60,6 +67,7 @@ class Winners:
 
         # Positions (one per account and coin): owner, coin, |size|, entry, mark.
         owner: list[int] = []
+        pos_sign: list[float] = []
         pos_coin: list[str] = []
         pos_size: list[float] = []
         pos_entry: list[float] = []
@@ -69,6 +77,7 @@ class Winners:
             for k, user in enumerate(view.users):
                 i = account(user, float(view.upnl[k]), float(view.equity[k]), "ledger")
                 owner.append(i)
+                pos_sign.append(1.0 if view.size[k] >= 0 else -1.0)
                 pos_coin.append(coin)
                 pos_size.append(abs(float(view.size[k])))
                 pos_entry.append(float(view.entry_px[k]))
@@ -85,6 +94,7 @@ class Winners:
             if source[i] == "fill":
                 upnl[i] += float(fill_capacity[k])
                 owner.append(i)
+                pos_sign.append(1.0 if f.start_position[k] >= 0 else -1.0)
                 pos_coin.append(f.coin[k])
                 pos_size.append(abs(float(f.start_position[k])))
                 pos_entry.append(float("nan"))
@@ -102,6 +112,7 @@ class Winners:
             self.beta = np.where(self.u > 0, cap / self.u, 0.0)
         self.source = source
         self.owner = np.asarray(owner, dtype=np.intp)
+        self.pos_sign = np.asarray(pos_sign, dtype=float)
         self.pos_coin = tuple(pos_coin)
         self.pos_size = np.asarray(pos_size, dtype=float)
         self.pos_entry = np.asarray(pos_entry, dtype=float)
@@ -128,11 +139,28 @@ class Winners:
         """Account score for the wealth-space queue: the best of its positions' documented index."""
         pos_score = mech.hyperliquid_index(self.pos_mark, self.pos_entry,
                                            self.pos_size * self.pos_mark,
-                                           self.equity[self.owner], 1.0)
+                                           self.equity[self.owner], self.pos_sign)
         score = np.full(len(self), -np.inf)
         np.maximum.at(score, self.owner, pos_score)
         # Accounts known only from fills have no entry price: rank them by PnL behind the others.
         return np.where(np.isfinite(score), score, -1.0 / (1.0 + self.u))
+
+
+class _ViewsOnly:
+    """What ``Winners`` reads of a wave, from ledger views alone: no fills."""
+
+    def __init__(self, views: dict):
+        self.eligible = views
+        self.fills = _NO_FILLS
+
+
+class _NoFills:
+    sz = start_position = closed_pnl = mark_px = np.zeros(0)
+    user: tuple = ()
+    coin: tuple = ()
+
+
+_NO_FILLS = _NoFills()
 
 
 def production_haircuts(wave: Wave, winners: Winners, horizon_ms: int) -> np.ndarray:
@@ -221,6 +249,49 @@ def _risk_based(w: Winners, split: dict[str, tuple[float, float]], budget: float
             "contracts": float(contracts.sum())}
 
 
+def allocations(cfg: CounterfactualConfig, w: Winners, budget: float, coin_split,
+                ex_post: bool = True) -> dict[str, dict[str, Any]]:
+    """Every configured mechanism at one budget: name -> (x per account, extra fields).
+    ``coin_split()`` -> {coin: (budget share, USD gap per contract)} for the contract rules.
+    The min–max integer program is an ex-post reference (OL §3.7): solved ex post only."""
+    out: dict[str, dict[str, Any]] = {}
+    names = set(cfg.mechanisms)
+    if not ex_post:
+        names.discard(REFERENCE)
+    if "pro_rata" in names:
+        out["pro_rata"] = {"x": mech.pro_rata(w.u, budget)}
+    # The optimum is always computed: excess_vs_optimal_usd is measured against it.
+    a = mech.allocate_capped_pro_rata(w.u, budget, w.beta)
+    out[OPTIMAL] = {"x": a.x, "feasible": a.feasible}
+    if "rap" in names:
+        weights = mech.rap_weights(w.leverage(), mech.g_linear)
+        a = mech.allocate_rap(w.u, budget, weights, w.beta)
+        out["rap"] = {"x": a.x, "feasible": a.feasible}
+    if "queue_pnl" in names:
+        out["queue_pnl"] = {"x": mech.queue(w.u, budget, w.u)}
+    if "queue_hyperliquid" in names:
+        out["queue_hyperliquid"] = {"x": mech.queue(w.u, budget, w.hyperliquid_score())}
+    if names & {"contract_pro_rata", "min_max_integer", "risk_based"}:
+        split = coin_split()
+        gap_pos = np.asarray([split.get(c, (0.0, 0.0))[1] for c in w.pos_coin], dtype=float)
+        if "contract_pro_rata" in names:
+            x_pos = _per_coin(w, split, lambda sel, share, gap: mech.contract_pro_rata(
+                w.pos_size[sel], np.full(sel.size, gap), share * budget))
+            out["contract_pro_rata"] = {"x": w.per_account(x_pos)}
+        if "risk_based" in names:
+            out["risk_based"] = _risk_based(w, split, budget)
+        if "min_max_integer" in names:
+            method = "mip" if len(w) <= cfg.ilp_max_accounts else "fallback"
+            a = mech.allocate_min_max_integer(w.pos_size, gap_pos, w.u, budget,
+                                              cfg.ilp_time_limit_s, owner=w.owner,
+                                              method=method)
+            out["min_max_integer"] = {
+                "x": np.asarray(a.account_x, dtype=float), "feasible": a.feasible,
+                "optimal": a.optimal, "method": a.method, "bound": a.bound, "gap": a.gap,
+            }
+    return out
+
+
 class Counterfactual:
     """Stateful across waves (severity controller, regret accounting); ``report`` is pure
     given that state."""
@@ -235,44 +306,7 @@ class Counterfactual:
 
     def _allocations(self, wave: Wave, w: Winners, budget: float,
                      ex_post: bool = True) -> dict[str, dict[str, Any]]:
-        """Every configured mechanism at one budget: name -> (x per account, extra fields).
-        The min–max integer program is an ex-post reference (OL §3.7): solved ex post only."""
-        out: dict[str, dict[str, Any]] = {}
-        names = set(self.cfg.mechanisms)
-        if not ex_post:
-            names.discard(REFERENCE)
-        if "pro_rata" in names:
-            out["pro_rata"] = {"x": mech.pro_rata(w.u, budget)}
-        # The optimum is always computed: excess_vs_optimal_usd is measured against it.
-        a = mech.allocate_capped_pro_rata(w.u, budget, w.beta)
-        out[OPTIMAL] = {"x": a.x, "feasible": a.feasible}
-        if "rap" in names:
-            weights = mech.rap_weights(w.leverage(), mech.g_linear)
-            a = mech.allocate_rap(w.u, budget, weights, w.beta)
-            out["rap"] = {"x": a.x, "feasible": a.feasible}
-        if "queue_pnl" in names:
-            out["queue_pnl"] = {"x": mech.queue(w.u, budget, w.u)}
-        if "queue_hyperliquid" in names:
-            out["queue_hyperliquid"] = {"x": mech.queue(w.u, budget, w.hyperliquid_score())}
-        if names & {"contract_pro_rata", "min_max_integer", "risk_based"}:
-            split = _coin_budget_split(wave)
-            gap_pos = np.asarray([split.get(c, (0.0, 0.0))[1] for c in w.pos_coin], dtype=float)
-            if "contract_pro_rata" in names:
-                x_pos = _per_coin(w, split, lambda sel, share, gap: mech.contract_pro_rata(
-                    w.pos_size[sel], np.full(sel.size, gap), share * budget))
-                out["contract_pro_rata"] = {"x": w.per_account(x_pos)}
-            if "risk_based" in names:
-                out["risk_based"] = _risk_based(w, split, budget)
-            if "min_max_integer" in names:
-                method = "mip" if len(w) <= self.cfg.ilp_max_accounts else "fallback"
-                a = mech.allocate_min_max_integer(w.pos_size, gap_pos, w.u, budget,
-                                                  self.cfg.ilp_time_limit_s, owner=w.owner,
-                                                  method=method)
-                out["min_max_integer"] = {
-                    "x": np.asarray(a.account_x, dtype=float), "feasible": a.feasible,
-                    "optimal": a.optimal, "method": a.method, "bound": a.bound, "gap": a.gap,
-                }
-        return out
+        return allocations(self.cfg, w, budget, lambda: _coin_budget_split(wave), ex_post)
 
     @staticmethod
     def _summary(x: np.ndarray, w: Winners, wave: Wave, max_loss: float | None,
