@@ -433,4 +433,10 @@ def rank_audits(wave: Wave) -> dict[str, dict[str, Any]]:
         audit = mech.rank_audit(view.users, scores, cand_notional,
                                 [f.user[i] for i in sel], notional[sel], f.time_ms[sel])
         out[coin] = audit.to_dict()
+        # The candidates are the ledger's view when the coin first appeared in the wave, so
+        # only that first block is ranked against the state the venue ranked: audited apart.
+        first = sel[f.time_ms[sel] == f.time_ms[sel].min()]
+        out[coin]["first_block"] = mech.rank_audit(
+            view.users, scores, cand_notional, [f.user[i] for i in first], notional[first],
+            f.time_ms[first]).to_dict()
     return out
