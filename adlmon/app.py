@@ -135,6 +135,10 @@ class Daemon:
                                  horizons_ms=cfg.engine.horizons_ms,
                                  mechanisms=cfg.counterfactual.mechanisms)
         self.engine = Engine(VENUE, cfg.engine.gap_ms, cfg.engine.horizons_ms)
+        # /api/exposure and /api/account read the live ledger (issue 13).
+        self.state.ledgers[VENUE] = self.engine.ledger
+        self.state.exposure_cfg = cfg.counterfactual
+        self.state.event_time_ms = lambda: self.engine.last_time_ms
         self.bus = MemoryBus(cfg.bus.queue_size)
         self.build_report = report_builder(cfg)
         self.winner_polls = winner_polls

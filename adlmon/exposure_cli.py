@@ -57,11 +57,13 @@ def ledger_at(paths, at_ms: int | None = None, *, venue: str = "hyperliquid",
     # not list is new (known from zero).
     full = any(snapshot_kind(Path(p)) == ACCOUNT_VALUES_PREFIX for p in [*paths, *snapshot_paths])
     ledger = Ledger(new_accounts_empty=full)
-    eng = (Engine(venue, ledger=ledger) if at_ms is None
-           else _EngineUntil(at_ms, venue, ledger=ledger))
+    horizons = (0,)  # waves are not this command's subject: one horizon keeps them cheap
+    eng = (Engine(venue, ledger=ledger, horizons_ms=horizons) if at_ms is None
+           else _EngineUntil(at_ms, venue, ledger=ledger, horizons_ms=horizons))
     inputs: dict = {}
     try:
-        result = replay_files(paths, snapshot_paths=snapshot_paths, engine=eng, venue=venue)
+        result = replay_files(paths, horizons_ms=horizons, snapshot_paths=snapshot_paths,
+                              engine=eng, venue=venue)
         inputs = result.inputs
     except _Reached:
         eng.finish()
