@@ -61,6 +61,13 @@ class CounterfactualConfig:
 
 
 @dataclass(frozen=True)
+class ExposureConfig:
+    watch: tuple[str, ...] = ()  # addresses with rank/percentile gauges (at most 20)
+    reference_shortfall_usd: float = 1_000_000.0  # the shortfall of the top-10-share gauge
+    interval_s: float = 10.0  # how often the daemon recomputes the queue gauges
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     listen: str = "127.0.0.1:9817"
     basic_auth_user: str = ""
@@ -124,6 +131,7 @@ class VenuesConfig:
 class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     counterfactual: CounterfactualConfig = field(default_factory=CounterfactualConfig)
+    exposure: ExposureConfig = field(default_factory=ExposureConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     wavelog: WavelogConfig = field(default_factory=WavelogConfig)
     bus: BusConfig = field(default_factory=BusConfig)
@@ -176,6 +184,11 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("counterfactual", "backoff_alpha"): (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     ("counterfactual", "backoff_theta0"): (_unit, "must be in [0, 1]"),
     ("counterfactual", "fairness_lambda"): (_non_negative, "must be >= 0"),
+    ("exposure", "watch"): (lambda v: len(v) <= 20 and all(
+        len(a) == 42 and a[:2] == "0x" and all(c in "0123456789abcdefABCDEF" for c in a[2:])
+        for a in v), "must be at most 20 addresses 0x + 40 hex digits"),
+    ("exposure", "reference_shortfall_usd"): (_positive, "must be a positive number of USD"),
+    ("exposure", "interval_s"): (_positive, "must be a positive number of seconds"),
     ("server", "listen"): (_listen, "must be HOST:PORT with a port in 1..65535"),
     ("server", "recent_waves"): (_positive, "must be a positive integer"),
     ("server", "header_timeout_s"): (_positive, "must be a positive number of seconds"),

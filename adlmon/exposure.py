@@ -257,3 +257,27 @@ def queues_of(ledger, order: QueueOrder, coins=None) -> dict[tuple[str, str], Qu
             if len(view):
                 out[(coin, side)] = build_queue(view, order, side)
     return out
+
+
+def side_summary(q: Queue, reference_shortfall_usd: float) -> dict[str, float]:
+    """The queue gauges of one coin and side: positions, capacity Σu and the share of a
+    reference shortfall X the first ``TOP_N`` positions would bear under production's greedy
+    prefix, min(X, Σ_{rank <= 10} u) / X."""
+    u = q.capacity_usd
+    x = float(reference_shortfall_usd)
+    top = float(u[:TOP_N].sum())
+    return {"positions": float(len(q)), "capacity_usd": float(u.sum()),
+            "top10_share": min(x, top) / x if x > 0 else 0.0}
+
+
+def watch_ranks(queues: dict[tuple[str, str], Queue], watch) -> dict[tuple[str, str, str], tuple[int, float]]:
+    """(address, coin, side) -> (rank, percentile as a ratio 0..1) for watched addresses."""
+    out = {}
+    wanted = {a.lower() for a in watch}
+    if not wanted:
+        return out
+    for (coin, side), q in queues.items():
+        for i, user in enumerate(q.users):
+            if user.lower() in wanted:
+                out[(user.lower(), coin, side)] = (i + 1, q.percentile(i + 1) / 100.0)
+    return out
