@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from live_venue import free_port, wait_for
 from test_exposure import hand_ledger
@@ -76,8 +77,14 @@ async def test_node_deployment_serves_the_queue_of_its_live_ledger(tmp_path):
     sim = simulate(tmp_path / "sim", accounts=300, coins=2, seed=11)
     root = _node_dir(tmp_path / "data", sim)
     dead = free_port()  # nothing listens: no REST, no websocket, never the internet
+    ledger, _, _ = ledger_at([sim.fills_path, sim.misc_path])
+    coin = max(ledger.coins(), key=lambda c: len(ledger.holders(c, -1)))
+    ref_q = build_queue(ledger.holders(coin, -1), queue_order(V), "short")
+    ref = exposure_report(ref_q, venue=V, at_ms=None, shortfall_usd=5000.0, cfg=CFG)
+    head = ref["accounts"][0]["user"]
     cfg = parse_config({
         "counterfactual": {"mechanisms": list(CFG.mechanisms)},
+        "exposure": {"watch": [head], "interval_s": 0.2},
         "wavelog": {"path": ""},
         "venues": {"hyperliquid": {"sources": ["node"], "node_data_dir": str(root),
                                    "ws_url": f"ws://127.0.0.1:{dead}/ws",
@@ -85,11 +92,6 @@ async def test_node_deployment_serves_the_queue_of_its_live_ledger(tmp_path):
                                    "quarantine_path": str(tmp_path / "q.jsonl")}},
     }, "test")
     cfg = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, listen="127.0.0.1:0"))
-    ledger, _, _ = ledger_at([sim.fills_path, sim.misc_path])
-    coin = max(ledger.coins(), key=lambda c: len(ledger.holders(c, -1)))
-    ref_q = build_queue(ledger.holders(coin, -1), queue_order(V), "short")
-    ref = exposure_report(ref_q, venue=V, at_ms=None, shortfall_usd=5000.0, cfg=CFG)
-    head = ref["accounts"][0]["user"]
     daemon = Daemon(cfg, clock=VenueClock(rate=1.0), winner_polls=0)
     await daemon.start()
     try:
@@ -109,6 +111,22 @@ async def test_node_deployment_serves_the_queue_of_its_live_ledger(tmp_path):
             assert status == 200
             mine = [p for p in acct["positions"] if p["coin"] == coin and p["side"] == "short"]
             assert mine and mine[0]["rank"] == 1 and mine[0]["percentile"] == 100.0
+            # the gauges of the same ledger: the watched head at rank 1, the side's capacity
+            want = {("adlmon_adl_watch_rank", (("address", head), ("coin", coin), ("side", "short"),
+                                               ("venue", V))): 1.0,
+                    ("adlmon_adl_queue_capacity_usd", (("coin", coin), ("side", "short"),
+                                                       ("venue", V))): ref["totals"]["capacity_usd"]}
+
+            async def gauges_match():
+                async with http.get(daemon.url + "/metrics") as r:
+                    text = await r.text()
+                seen = {(x.name, tuple(sorted(x.labels.items()))): x.value
+                        for f in text_string_to_metric_families(text) for x in f.samples}
+                return all(k in seen and seen[k] == pytest.approx(v) for k, v in want.items())
+
+            async with asyncio_timeout(10):  # refreshed every 0.2 s
+                while not await gauges_match():
+                    await asyncio_sleep(0.1)
     finally:
         await daemon.stop()
 
