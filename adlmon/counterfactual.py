@@ -38,6 +38,7 @@ OPTIMAL = "capped_pro_rata"  # the fairness optimum of paper §3.3
 REFERENCE = "min_max_integer"  # m_ref of OL eq. 23
 PRODUCTION = "production"
 MAX_AUDITED_COINS = 20  # rank audits kept per wave (largest ADL'd notional first)
+MAX_SORTED_HAIRCUTS = 100  # largest haircuts kept per rule in a wave report
 
 
 class Winners:
@@ -359,6 +360,9 @@ class Counterfactual:
                 "ex_ante": (self._summary(ex_ante[name]["x"], w, wave, max_loss, ex_ante[name])
                             if name in ex_ante else None),
             }
+        # Each rule's largest haircuts, sorted (the status page's concentration view).
+        haircuts_sorted = {PRODUCTION: _largest(x_prod)}
+        haircuts_sorted.update({name: _largest(alloc["x"]) for name, alloc in ex_post.items()})
         optimal_total = mechanisms[OPTIMAL]["ex_post"]["total_usd"]
         excess_vs_optimal = {str(h): wave.production_haircut_usd[h] - optimal_total
                              for h in wave.horizons_ms}
@@ -383,6 +387,7 @@ class Counterfactual:
             "excess_vs_optimal_usd": excess_vs_optimal,
             "mechanisms": mechanisms,
             "rank_audit": rank_audits(wave),
+            "haircuts_sorted_usd": haircuts_sorted,
             "regret": regret,
         }
         return out
@@ -412,6 +417,13 @@ class Counterfactual:
             "cumulative_loss_usd": dict(self._loss),
             "share_of_bound": {k: (v / bound if bound > 0 else math.nan) for k, v in self._loss.items()},
         }
+
+
+def _largest(x: np.ndarray) -> list[float]:
+    """The MAX_SORTED_HAIRCUTS largest positive haircuts, descending (USD)."""
+    x = np.asarray(x, dtype=float)
+    top = np.sort(x[x > 0])[::-1][:MAX_SORTED_HAIRCUTS]
+    return [float(v) for v in top]
 
 
 def rank_audits(wave: Wave) -> dict[str, dict[str, Any]]:

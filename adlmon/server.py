@@ -12,6 +12,7 @@ status page, all on one port (ecosystem.md §2.1, §2.6, §2.7).
 - ``/api/status``  sources with their coverage statements, uptime, version.
 - ``/api/exposure?venue=&coin=&side=&shortfall_usd=&gap_usd=&limit=``  the ADL queue of one
   coin and side from the live ledger, with the what-if (adlmon/exposure.py).
+- ``/api/exposure/coins``  coins with open positions per venue (most positions first).
 - ``/api/account/<address>[?venue=]``  every position of one account with its rank and
   percentile in its coin's queue.
 - ``/``         a static status page (no external assets) that reads the API.
@@ -59,6 +60,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PASSWORD_ENV = "ADLMON_BASIC_AUTH_PASSWORD"
 PROBES = frozenset({"/livez", "/readyz"})
 DEFAULT_WAVES_LIMIT = 50
+VENDORED = frozenset({"uPlot.iife.min.js", "uPlot.min.css"})
 
 
 class LoopMonitor:
@@ -483,6 +485,11 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
     async def api_exposure(request: web.Request) -> web.Response:
         return await _exposure(state, request)
 
+    async def api_exposure_coins(request: web.Request) -> web.Response:
+        # Coins with open positions per venue, most positions first (the page's coin menu).
+        return _json({v: sorted(led.coins(), key=lambda c: (-len(led.holders(c)), c))
+                      for v, led in state.ledgers.items()})
+
     async def api_account(request: web.Request) -> web.Response:
         return _account(state, request)
 
@@ -502,9 +509,15 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if name not in ("status.js", "status.css"):
+        if name not in ("status.js", "status.css", "charts.js"):
             raise web.HTTPNotFound()
         return _static(name)
+
+    async def vendor(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in VENDORED:  # the charting library vendored from npm (static/vendor)
+            raise web.HTTPNotFound()
+        return _static("vendor/" + name)
 
     async def on_startup(app: web.Application) -> None:
         monitor.start()
@@ -522,6 +535,8 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
     app.router.add_get("/", index)
     app.router.add_get("/runbook", runbook)
     app.router.add_get("/static/{name}", static)
+    app.router.add_get("/static/vendor/{name}", vendor)
+    app.router.add_get("/api/exposure/coins", api_exposure_coins)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
