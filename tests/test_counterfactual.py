@@ -126,16 +126,21 @@ def test_winner_unknown_to_the_ledger_gets_its_capacity_from_its_fill():
     assert c["mechanisms"]["pro_rata"]["ex_post"]["total_usd"] == pytest.approx(10.0)
 
 
-def test_two_winners_hand_computed():
-    # Two shorts against a bankrupt long vault; ETH falls to 100. Winner a: short 2 @ 150 (uPnL
-    # 100), b: short 1 @ 120 (uPnL 20). The venue ADLs a's whole 2 ETH at 105 vs mark 100:
-    # needed = 5·2 = 10. Pro-rata takes 10·100/120 from a and 10·20/120 from b.
+def _two_winner_wave():
     eng = Engine("hyperliquid", 5000, (0,), Ledger())
     eng.apply(AccountSnapshot("hyperliquid", "0xa", 1000.0, (PositionSnapshot("ETH", -2.0, 150.0, 100.0),), 0))
     eng.apply(AccountSnapshot("hyperliquid", "0xb", 1000.0, (PositionSnapshot("ETH", -1.0, 120.0, 100.0),), 0))
     eng.apply(AccountSnapshot("hyperliquid", VAULT, -40.0, (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
     eng.apply(_adl("0xa", "ETH", BUY, 105.0, 2.0, -2.0, 100.0, pnl=90.0))
     (wave,) = eng.finish()
+    return wave
+
+
+def test_two_winners_hand_computed():
+    # Two shorts against a bankrupt long vault; ETH falls to 100. Winner a: short 2 @ 150 (uPnL
+    # 100), b: short 1 @ 120 (uPnL 20). The venue ADLs a's whole 2 ETH at 105 vs mark 100:
+    # needed = 5·2 = 10. Pro-rata takes 10·100/120 from a and 10·20/120 from b.
+    wave = _two_winner_wave()
     assert wave.needed_usd == pytest.approx(10.0)
     c = Counterfactual(CounterfactualConfig(mechanisms=("pro_rata", "queue_pnl"))).report(wave)["counterfactual"]
     x = {n: m["ex_post"] for n, m in c["mechanisms"].items()}
@@ -175,12 +180,7 @@ def test_risk_based_drains_the_most_levered_winner_first_hand_computed():
     # a 200/1000, b 100/1000. Gap 5 per contract, so 10/5 = 2 contracts to close.
     # Water-filling: both end at L with (200 − 100 r_a)/1000 = (100 − 100 r_b)/1000 = L and
     # r_a + r_b = 2, so L = 100/2000, r_a = 2 − 10 L = 1.5, r_b = 1 − 10 L = 0.5; haircut 5 r.
-    eng = Engine("hyperliquid", 5000, (0,), Ledger())
-    eng.apply(AccountSnapshot("hyperliquid", "0xa", 1000.0, (PositionSnapshot("ETH", -2.0, 150.0, 100.0),), 0))
-    eng.apply(AccountSnapshot("hyperliquid", "0xb", 1000.0, (PositionSnapshot("ETH", -1.0, 120.0, 100.0),), 0))
-    eng.apply(AccountSnapshot("hyperliquid", VAULT, -40.0, (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
-    eng.apply(_adl("0xa", "ETH", BUY, 105.0, 2.0, -2.0, 100.0, pnl=90.0))
-    (wave,) = eng.finish()
+    wave = _two_winner_wave()
     c = Counterfactual(CounterfactualConfig(mechanisms=("risk_based",))).report(wave)["counterfactual"]
     rb = c["mechanisms"]["risk_based"]["ex_post"]
     level = 100.0 / 2000.0

@@ -41,16 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .allocation import ContractAllocation, as_budget, as_capacity, is_feasible
-
-
-def _as_array(v, n: int, name: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64)
-    if a.ndim == 0:
-        a = np.full(n, float(a))
-    if a.shape != (n,):
-        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {a.shape}")
-    return a
+from .allocation import ContractAllocation, as_budget, as_capacity, as_scores, is_feasible
 
 
 def _pro_rata_contracts(q: np.ndarray, need: float) -> np.ndarray:
@@ -126,13 +117,13 @@ def allocate_risk_based(q, mark, equity, contracts_needed, gap_per_contract=0.0,
     """
     q = as_capacity(q, "q")
     n = q.size
-    m = _as_array(mark, n, "mark")
-    e = _as_array(equity, n, "equity")
+    m = as_scores(mark, n, "mark")
+    e = as_scores(equity, n, "equity")
     gap = np.broadcast_to(as_capacity(gap_per_contract, "gap_per_contract"), q.shape).astype(np.float64)
     need = as_budget(contracts_needed)
-    beta = _as_array(factor_beta, n, "factor_beta")
+    beta = as_scores(factor_beta, n, "factor_beta")
     g = beta * m
-    E = q * g if exposure is None else _as_array(exposure, n, "exposure")
+    E = q * g if exposure is None else as_scores(exposure, n, "exposure")
     if n and not (np.all(np.isfinite(E)) and np.all(np.isfinite(np.nan_to_num(g, nan=0.0)))):
         raise ValueError("exposure and mark must be finite")
     ranked_g = np.isfinite(g) & (g > 0.0)

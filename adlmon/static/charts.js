@@ -1,7 +1,8 @@
 // adlmon status page charts (uPlot, vendored in static/vendor): waves over time, the regret
 // bound and each policy's loss, one wave's sorted haircuts, the exposure queue and what-if.
 // Every chart keeps the numbers it plots in data-points (JSON, the arrays handed to uPlot)
-// and in a "Numbers" table one click away. Text only, never innerHTML.
+// and in a "Numbers" table one click away. Text only, never innerHTML. Uses status.js's
+// helpers (el, usd, endMs, optimalOf, getJson, fill): it loads after it.
 "use strict";
 
 const COLORS = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#1b7c83",
@@ -11,13 +12,6 @@ window.addEventListener("error", (e) => {
   window.adlmonErrors.push(String(e.message || (e.target && e.target.src) || e));
   document.body.dataset.errors = String(window.adlmonErrors.length);
 }, true);
-
-function cel(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
 
 function money(x) {
   return (x === null || x === undefined || !isFinite(x)) ? "—" : usd(x);  // usd() of status.js
@@ -35,7 +29,7 @@ function drawChart(id, xs, series, opts) {
   const data = [xs, ...series.map((s) => s.values)];
   box.dataset.points = JSON.stringify({ x: xs, series: Object.fromEntries(series.map((s) => [s.label, s.values])) });
   if (xs.length === 0) {
-    box.appendChild(cel("p", "no data yet", "muted"));
+    box.appendChild(el("p", "no data yet", "muted"));
     box.dataset.points = JSON.stringify({ x: [], series: {} });
     return;
   }
@@ -55,19 +49,19 @@ function drawChart(id, xs, series, opts) {
   box._plot = plot;
   box.dataset.drawn = String(plot.series.length - 1);
   // the numbers, one click away
-  const det = cel("details");
-  det.appendChild(cel("summary", "Numbers"));
-  const wrap = cel("div", null, "scroll");
-  const t = cel("table");
-  const hr = cel("tr");
-  hr.appendChild(cel("th", opts.xLabel || "x"));
-  for (const s of series) hr.appendChild(cel("th", s.label, "num"));
-  t.appendChild(cel("thead")).appendChild(hr);
-  const tb = cel("tbody");
+  const det = el("details");
+  det.appendChild(el("summary", "Numbers"));
+  const wrap = el("div", null, "scroll");
+  const t = el("table");
+  const hr = el("tr");
+  hr.appendChild(el("th", opts.xLabel || "x"));
+  for (const s of series) hr.appendChild(el("th", s.label, "num"));
+  t.appendChild(el("thead")).appendChild(hr);
+  const tb = el("tbody");
   xs.forEach((x, i) => {
-    const tr = cel("tr");
-    tr.appendChild(cel("td", opts.time ? new Date(x * 1000).toISOString().replace("T", " ").replace(".000Z", "") : x));
-    for (const s of series) tr.appendChild(cel("td", money(s.values[i]), "num"));
+    const tr = el("tr");
+    tr.appendChild(el("td", opts.time ? new Date(x * 1000).toISOString().replace("T", " ").replace(".000Z", "") : x));
+    for (const s of series) tr.appendChild(el("td", money(s.values[i]), "num"));
     tb.appendChild(tr);
   });
   t.appendChild(tb);
@@ -148,7 +142,7 @@ async function renderExposure() {
   const venue = Object.keys(coins)[0];
   if (!venue) return;
   if (coinSel.options.length === 0) {
-    for (const c of coins[venue]) coinSel.appendChild(cel("option", c));
+    for (const c of coins[venue]) coinSel.appendChild(el("option", c));
   }
   if (!coinSel.value) return;
   const side = document.getElementById("exposure-side").value;
@@ -165,17 +159,17 @@ async function renderExposure() {
     " · order: " + doc.order.name;
   const rows = [];
   for (const a of doc.accounts) {
-    const tr = cel("tr");
+    const tr = el("tr");
     tr.className = "queue";
     tr.dataset.user = a.user;
-    tr.appendChild(cel("td", a.rank, "num"));
-    tr.appendChild(cel("td", a.user, "addr"));
-    tr.appendChild(cel("td", a.score === null ? "—" : a.score.toFixed(4), "num"));
-    tr.appendChild(cel("td", a.size, "num"));
-    tr.appendChild(cel("td", money(a.notional_usd), "num"));
-    tr.appendChild(cel("td", money(a.upnl_usd), "num"));
-    tr.appendChild(cel("td", a.leverage === null ? "—" : a.leverage.toFixed(2), "num"));
-    tr.appendChild(cel("td", money(a.production_take_usd), "num take"));
+    tr.appendChild(el("td", a.rank, "num"));
+    tr.appendChild(el("td", a.user, "addr"));
+    tr.appendChild(el("td", a.score === null ? "—" : a.score.toFixed(4), "num"));
+    tr.appendChild(el("td", a.size, "num"));
+    tr.appendChild(el("td", money(a.notional_usd), "num"));
+    tr.appendChild(el("td", money(a.upnl_usd), "num"));
+    tr.appendChild(el("td", a.leverage === null ? "—" : a.leverage.toFixed(2), "num"));
+    tr.appendChild(el("td", money(a.production_take_usd), "num take"));
     rows.push(tr);
   }
   fill(document.querySelector("#queue tbody"), rows, 8);  // status.js
@@ -191,7 +185,7 @@ function linkWaveRows() {
   for (const tr of document.querySelectorAll("#waves tr.wave")) {
     const td = tr.firstElementChild;
     if (!td || td.querySelector("a")) continue;
-    const a = cel("a", td.textContent);
+    const a = el("a", td.textContent);
     a.href = "#wave/" + encodeURIComponent(tr.dataset.waveId);
     td.replaceChildren(a);
   }

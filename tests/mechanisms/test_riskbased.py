@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from adlmon.mechanisms import allocate_risk_based, post_leverage
+from test_optimality import _highs, highs_identity_qp
 
 PROPS = settings(max_examples=150, deadline=None)
 
@@ -113,14 +114,6 @@ def test_bankrupt_first_unknown_last_and_bad_input():
 
 # ---- optimality against HiGHS ---------------------------------------------------------------
 
-def _highs():
-    h = highspy.Highs()
-    h.silent()
-    for opt, val in (("primal_feasibility_tolerance", 1e-10), ("dual_feasibility_tolerance", 1e-10)):
-        h.setOptionValue(opt, val)
-    return h
-
-
 def _csc(h_lp, A):
     A = sp.csc_matrix(A)
     h_lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -155,33 +148,14 @@ def highs_convex(E, g, e, q, need):
     (HiGHS QP in the leverage variables); returns r_i = (E_i − e_i ℓ_i)/g_i.
     Solved in y_i = c·√(e_i/ē)·ℓ_i (c puts the bounds at order 1), where the Hessian is the identity (HiGHS regularises QPs
     by 1e-7·I, negligible only when the Hessian is well scaled)."""
-    n = q.size
     root = np.sqrt(e / e.max())
-    model = highspy.HighsModel()
-    lp = model.lp_
-    lp.num_col_, lp.num_row_ = n, 1
-    lp.col_cost_ = np.zeros(n)
     lo, hi = root * (E - g * q) / e, root * E / e
     c = 1.0 / max(float(np.abs(lo).max()), float(np.abs(hi).max()))  # bounds of order 1
     root = root * c
-    lp.col_lower_, lp.col_upper_ = lo * c, hi * c
     a = e / g / root
     scale = a.max()
-    rhs = float((E / g).sum() - need) / scale
-    lp.row_lower_ = lp.row_upper_ = np.array([rhs])
-    _csc(lp, (a / scale)[None, :])
-    hess = model.hessian_
-    hess.dim_ = n
-    hess.format_ = highspy.HessianFormat.kTriangular
-    hess.start_ = np.arange(n + 1, dtype=np.int32)
-    hess.index_ = np.arange(n, dtype=np.int32)
-    hess.value_ = np.full(n, 2.0)
-    h = _highs()
-    h.passModel(model)
-    h.run()
-    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    lev = np.asarray(h.getSolution().col_value) / root
-    return (E - e * lev) / g
+    y = highs_identity_qp(lo * c, hi * c, a / scale, float((E / g).sum() - need) / scale)
+    return (E - e * (y / root)) / g
 
 
 def random_book(n, seed, factor):
