@@ -34,7 +34,8 @@ Conventions: equity <= 0 (infinite leverage) is drained before anyone else, pro 
 contracts among such positions; unknown equity (NaN) or g_i = 0 (a reduction that changes no
 leverage) only after every ranked position is closed, pro rata by contracts. USD haircut at
 the transfer-price gap: x_i = r_i · gap_i (the mechanism's "haircut at the wave's gap").
-O(n log n): a binary search over the 2n breakpoints of the piecewise-linear Σ r_i(L).
+O(n log n): Σ r_i(L) is piecewise linear; it is evaluated at all 2n breakpoints at once
+(sorted prefix sums) and L interpolated on the segment that holds Q.
 """
 
 from __future__ import annotations
@@ -63,36 +64,34 @@ def drain_level(exposure, equity, per_contract, q, contracts) -> tuple[np.ndarra
     hi = E / e  # at or above this level it is untouched
     total = float(q.sum())
     need = min(max(contracts, 0.0), total)
-
-    def reduced(level: float) -> float:
-        return float(np.clip((E - level * e) / g, 0.0, q).sum())
-
     if need <= 0.0:
         return np.zeros_like(q), float(hi.max())
     if need >= total:  # every position closed: the largest cutoff that closes them all
         return q.copy(), float(lo.min())
+    # Σr(L) at every breakpoint at once: with a = E/g, b = e/g,
+    # Σr(L) = Σ_{lo_i >= L} q_i + Σ_{lo_i < L} (a_i − L b_i) − Σ_{hi_i <= L} (a_i − L b_i).
+    a, b = E / g, e / g
     cuts = np.unique(np.concatenate([lo, hi]))
-    # reduced() is non-increasing in the level: find cuts[k] with reduced >= need >= reduced at k+1.
-    a, b = 0, cuts.size - 1  # reduced(cuts[0]) = total >= need > 0 = reduced(cuts[-1])
-    while b - a > 1:
-        m = (a + b) // 2
-        if reduced(float(cuts[m])) >= need:
-            a = m
-        else:
-            b = m
-    mid = 0.5 * (cuts[a] + cuts[b])
-    active = (lo < mid) & (mid < hi)
-    capped = mid <= lo
-    slope = float((e[active] / g[active]).sum())
-    if slope > 0.0:
-        level = (float(q[capped].sum()) + float((E[active] / g[active]).sum()) - need) / slope
-        level = min(max(level, float(cuts[a])), float(cuts[b]))
-    else:
-        level = float(cuts[a])
+    o_lo, o_hi = np.argsort(lo), np.argsort(hi)
+
+    def csum(v):
+        return np.concatenate([[0.0], np.cumsum(v)])
+
+    q_lo, a_lo, b_lo = csum(q[o_lo]), csum(a[o_lo]), csum(b[o_lo])
+    a_hi, b_hi = csum(a[o_hi]), csum(b[o_hi])
+    k_lo = np.searchsorted(lo[o_lo], cuts, side="left")  # #{lo_i < L}
+    k_hi = np.searchsorted(hi[o_hi], cuts, side="right")  # #{hi_i <= L}
+    red = (total - q_lo[k_lo]) + (a_lo[k_lo] - cuts * b_lo[k_lo]) - (a_hi[k_hi] - cuts * b_hi[k_hi])
+    # red is non-increasing in L: the last cut still reducing >= need, and the next one.
+    k = int(np.searchsorted(-red, -need, side="right")) - 1
+    k = min(max(k, 0), cuts.size - 2)
+    r0, r1 = float(red[k]), float(red[k + 1])
+    level = float(cuts[k]) if r0 <= r1 else float(
+        cuts[k] + (r0 - need) / (r0 - r1) * (cuts[k + 1] - cuts[k]))  # Σr is linear in between
     r = np.clip((E - level * e) / g, 0.0, q)
     # One rounding correction on the partly reduced positions keeps Σr = need to ~1 ulp.
     err = need - float(r.sum())
-    part = active & (r > 0.0) & (r < q)
+    part = (r > 0.0) & (r < q)
     if err != 0.0 and part.any():
         w = e[part] / g[part]
         r[part] = np.clip(r[part] + err * w / w.sum(), 0.0, q[part])
