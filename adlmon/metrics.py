@@ -435,6 +435,9 @@ class Metrics:
                 if fam.name == "adlmon_adl_armed":
                     self._child(fam.name, venue).set(0)
                     continue
+                if fam.name.startswith("adlmon_adl_watch_"):  # no watched position ranked yet
+                    self.set_exposure(venue, {}, {})
+                    continue
                 if fam.labels == V:
                     keys = [(venue,)]
                 elif fam.labels == H:
@@ -727,6 +730,9 @@ class Metrics:
             if address in allowed and coin in named:
                 put("adlmon_adl_watch_rank", (v, address, coin, side), rank)
                 put("adlmon_adl_watch_quantile_ratio", (v, address, coin, side), pct)
+        if not series["adlmon_adl_watch_rank"]:  # nothing watched is ranked: NaN, not absent
+            for name in ("adlmon_adl_watch_rank", "adlmon_adl_watch_quantile_ratio"):
+                put(name, (v, "", "", ""), math.nan)
         for name in names:
             self._exposure_series[(v, name)] = series[name]
 

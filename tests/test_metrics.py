@@ -101,6 +101,9 @@ def test_exposure_series_are_capped_aggregated_and_replaced():
                  side="long") is None
     assert value(m, "adlmon_adl_watch_rank", venue="hyperliquid", address=f"0x{0:040x}",
                  coin="C24", side="long") is None
+    # with no watched position ranked the family still has a series (NaN: the alert is quiet)
+    assert math.isnan(value(m, "adlmon_adl_watch_rank", venue="hyperliquid", address="",
+                            coin="", side=""))
 
 
 def test_backstop_capacity_and_absorbable_shortfall():
