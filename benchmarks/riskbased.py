@@ -18,12 +18,13 @@ from pathlib import Path
 
 import highspy
 import numpy as np
-import scipy.sparse as sp
 
 from adlmon.mechanisms import allocate_capped_pro_rata, allocate_risk_based
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "mechanisms"))
 from benchmarks_md import write_section  # noqa: E402
+from test_riskbased import minimax_lp  # noqa: E402  (the reference model, built apart from adlmon)
 
 HEADING = "## Risk-based ADL"
 
@@ -49,31 +50,16 @@ def timed(fn, runs: int = 7) -> tuple[float, float]:
 
 
 def highs_minimax(q, mark, e, need) -> tuple[float, float]:
-    n = q.size
-    g = np.full(n, mark)
-    E = q * g
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n + 1, n + 1
-    lp.col_cost_ = np.r_[np.zeros(n), 1.0]
-    lp.col_lower_ = np.r_[np.zeros(n), -inf]
-    lp.col_upper_ = np.r_[q, inf]
-    lp.row_lower_ = np.r_[np.full(n, -inf), need]
-    lp.row_upper_ = np.r_[-E / e, need]
-    A = sp.vstack([sp.hstack([sp.diags(-g / e), -np.ones((n, 1))]),
-                   sp.csr_matrix(np.r_[np.ones(n), 0.0][None, :])]).tocsc()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data
+    """(solve ms, optimal max leverage) of HiGHS on the test suite's minimax LP."""
+    g = np.full(q.size, mark)
     h = highspy.Highs()
     h.silent()
-    h.passModel(lp)
+    h.passModel(minimax_lp(q * g, g, e, q, need))
     t0 = time.perf_counter()
     h.run()
     ms = (time.perf_counter() - t0) * 1000
     assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    return ms, float(h.getSolution().col_value[n])
+    return ms, float(h.getSolution().col_value[q.size])
 
 
 def main(argv=None) -> int:

@@ -123,7 +123,17 @@ def _csc(h_lp, A):
 
 
 def highs_minimax(E, g, e, q, need):
-    """min t  s.t. (E_i − g_i r_i)/e_i − t <= 0,  Σ r = need,  0 <= r <= q  (variables r, t)."""
+    """The optimal value t of ``minimax_lp`` (HiGHS)."""
+    h = _highs()
+    h.passModel(minimax_lp(E, g, e, q, need))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return float(h.getSolution().col_value[q.size])
+
+
+def minimax_lp(E, g, e, q, need):
+    """min t  s.t. (E_i − g_i r_i)/e_i − t <= 0,  Σ r = need,  0 <= r <= q  (variables r, t);
+    benchmarks/riskbased.py times HiGHS on it too."""
     n = q.size
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
@@ -136,11 +146,7 @@ def highs_minimax(E, g, e, q, need):
     A = sp.vstack([sp.hstack([sp.diags(-g / e), -np.ones((n, 1))]),
                    sp.csr_matrix(np.r_[np.ones(n), 0.0][None, :])])
     _csc(lp, A)
-    h = _highs()
-    h.passModel(lp)
-    h.run()
-    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    return float(h.getSolution().col_value[n])
+    return lp
 
 
 def highs_convex(E, g, e, q, need):
