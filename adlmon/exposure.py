@@ -20,7 +20,9 @@ What-if under a shortfall X (USD) on that side:
     or by default ``DEFAULT_GAP_FRACTION`` of the mark (our assumption, reported);
   * every configured mechanism (counterfactual.allocations on the same positions: one coin,
     the whole budget X at that gap) with its measures: total, max share (over u > 0),
-    accounts touched, concentration (share of the top 10 accounts, Herfindahl index).
+    accounts touched, concentration (share of the top 10 accounts, Herfindahl index);
+    where the caller has every account's positions, also risk-based ADL in its one-factor
+    multi-asset form (``net_notional``, β = 1 for every coin).
 """
 
 from __future__ import annotations
@@ -136,9 +138,26 @@ def _measures(x: np.ndarray, u: np.ndarray) -> dict[str, Any]:
     }
 
 
+def net_notional(users, positions_of: Callable[[str], dict], marks: dict[str, float],
+                 sign: int) -> dict[str, float]:
+    """Per user, the account's net notional signed towards ``sign``'s side,
+    sign·Σ_c size_c·mark_c over all its coins: the one-factor exposure E_i of risk-based
+    ADL's multi-asset form with β_c = 1 for every coin (mechanisms/riskbased.py; adlmon
+    estimates no betas). ``positions_of(user)`` -> {coin: (signed size, entry)}."""
+    out = {}
+    for user in users:
+        out[user] = sign * sum(size * marks.get(coin, entry)
+                               for coin, (size, entry) in positions_of(user).items())
+    return out
+
+
 def what_if(q: Queue, shortfall_usd: float, cfg: CounterfactualConfig | None = None,
-            gap_per_contract: float | None = None) -> dict[str, Any]:
-    """Every take under a shortfall X on the queue's side (module docstring)."""
+            gap_per_contract: float | None = None,
+            factor_exposure: dict[str, float] | None = None) -> dict[str, Any]:
+    """Every take under a shortfall X on the queue's side (module docstring). With
+    ``factor_exposure`` (``net_notional``) and risk_based configured, also
+    ``risk_based_factor``: leverage draining in the factor-adjusted leverage E_i/e_i, so a
+    position hedged elsewhere in its account is reduced less."""
     cfg = cfg or CounterfactualConfig()
     X = mech.allocation.as_budget(shortfall_usd)
     u = q.capacity_usd
@@ -157,6 +176,14 @@ def what_if(q: Queue, shortfall_usd: float, cfg: CounterfactualConfig | None = N
             if name in cfg.mechanisms:
                 takes[name] = np.asarray(a["x"], dtype=float)
                 extras[name] = {k: v for k, v in a.items() if k != "x"}
+    if factor_exposure is not None and "risk_based" in cfg.mechanisms and len(q):
+        E = np.asarray([factor_exposure.get(user, 0.0) for user in q.users], dtype=float)
+        a = mech.allocate_risk_based(np.abs(q.size), q.mark_px or 0.0, q.equity_usd,
+                                     contracts_needed, gap, exposure=E)
+        takes["risk_based_factor"] = a.x
+        extras["risk_based_factor"] = {"feasible": a.feasible,
+                                       "contracts": float(a.contracts.sum()),
+                                       "factor": "net notional, beta 1 for every coin"}
     mechanisms = {"production": _measures(prod, u),
                   "production_contracts": {**_measures(loss, u),
                                            "contracts_closed": float(contract.contracts.sum()),
@@ -182,10 +209,12 @@ def what_if(q: Queue, shortfall_usd: float, cfg: CounterfactualConfig | None = N
 
 def exposure_report(q: Queue, *, venue: str, at_ms: int | None,
                     shortfall_usd: float | None = None, cfg: CounterfactualConfig | None = None,
-                    gap_per_contract: float | None = None, limit: int | None = None) -> dict:
+                    gap_per_contract: float | None = None, limit: int | None = None,
+                    factor_exposure: dict[str, float] | None = None) -> dict:
     """The JSON document of ``adlmon exposure`` and ``/api/exposure`` (the issue's shape):
     ``accounts`` in queue order (the first ``limit``), the totals, the what-if measures."""
-    wi = what_if(q, shortfall_usd, cfg, gap_per_contract) if shortfall_usd is not None else None
+    wi = (what_if(q, shortfall_usd, cfg, gap_per_contract, factor_exposure)
+          if shortfall_usd is not None else None)
     n = len(q) if limit is None else min(limit, len(q))
     u = q.capacity_usd
     accounts = []

@@ -17,7 +17,7 @@ import orjson
 from adlmon.config import ConfigError, load_config
 from adlmon.engine.engine import Engine
 from adlmon.engine.ledger import Ledger
-from adlmon.exposure import SIDES, build_queue, exposure_report, queue_order
+from adlmon.exposure import SIDES, build_queue, exposure_report, net_notional, queue_order
 
 _TIME = 6  # a fill row's time_ms (engine.ledger.fill_row)
 
@@ -136,9 +136,10 @@ def main(args: argparse.Namespace) -> int:
     ledger, last_ms, inputs = ledger_at(args.paths, args.at_ms, venue=args.venue)
     view = ledger.holders(args.coin, SIDES[args.side])
     q = build_queue(view, order, args.side)
+    factor = net_notional(view.users, ledger.positions, ledger.marks(), SIDES[args.side])
     rep = exposure_report(q, venue=args.venue, at_ms=args.at_ms if args.at_ms is not None else last_ms,
                           shortfall_usd=args.shortfall_usd, cfg=cfg.counterfactual,
-                          gap_per_contract=args.gap_usd)
+                          gap_per_contract=args.gap_usd, factor_exposure=factor)
     bad = {p: i for p, i in inputs.items() if i.get("status") != "ok" or i.get("error_count")}
     if bad:
         rep["inputs"] = bad

@@ -593,12 +593,14 @@ async def _exposure(state: ServerState, request: web.Request) -> web.Response:
     # worker thread so a long what-if (the integer program) never stalls the loop.
     view = ledger.holders(coin, ex.SIDES[side])
     at_ms = state.event_time_ms()
+    factor = (ex.net_notional(view.users, ledger.positions, ledger.marks(), ex.SIDES[side])
+              if shortfall is not None else None)
 
     def compute() -> dict:
         q = ex.build_queue(view, order, side)
         return ex.exposure_report(q, venue=venue, at_ms=at_ms, shortfall_usd=shortfall,
                                   cfg=state.exposure_cfg, gap_per_contract=gap,
-                                  limit=limit or None)
+                                  limit=limit or None, factor_exposure=factor)
 
     rep = await asyncio.get_running_loop().run_in_executor(None, compute)
     return _json(rep)

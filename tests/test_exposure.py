@@ -138,3 +138,25 @@ def test_the_generic_module_names_no_venue():
     from pathlib import Path
     src = (Path(__file__).parents[1] / "adlmon" / "exposure.py").read_text().lower()
     assert "hyperliquid" not in src
+
+
+def test_factor_form_reduces_a_hedged_account_less():
+    # 0xd also holds a 3 @ 100 BTC short (mark 100): net notional toward long 400 − 300 = 100,
+    # factor leverage 100/100 = 1 instead of 4. 30 USD at gap 10 = 3 contracts: the bankrupt
+    # 0xe first (2), then 0xd and 0xb (both at 1x; 0xa and 0xc at 0.5x) drain together to L:
+    # (1 − L) + 5(1 − L) = 1, L = 5/6: 0xd 1/6 contract, 0xb 5/6.
+    from adlmon.exposure import net_notional
+    led = hand_ledger()
+    led.apply(AccountSnapshot(V, "0xd", 100.0, (PositionSnapshot("ETH", 4.0, 100.0, 100.0),
+                                                PositionSnapshot("BTC", -3.0, 100.0, 100.0)), 2))
+    view = led.holders("ETH", 1)
+    q = build_queue(view, queue_order(V), "long")
+    factor = net_notional(view.users, led.positions, led.marks(), 1)
+    assert factor["0xd"] == pytest.approx(100.0) and factor["0xa"] == pytest.approx(1000.0)
+    rep = exposure_report(q, venue=V, at_ms=None, shortfall_usd=30.0, gap_per_contract=10.0,
+                          cfg=CounterfactualConfig(mechanisms=("risk_based",)), factor_exposure=factor)
+    take = {r["user"]: r["take_usd"] for r in rep["accounts"]}
+    assert {u: t["risk_based_factor"] for u, t in take.items()} == pytest.approx(
+        {"0xd": 10 / 6, "0xb": 50 / 6, "0xa": 0.0, "0xc": 0.0, "0xe": 20.0})
+    assert take["0xd"]["risk_based"] == pytest.approx(10.0)  # gross leverage: 0xd drained alone
+    assert rep["what_if"]["mechanisms"]["risk_based_factor"]["contracts"] == pytest.approx(3.0)

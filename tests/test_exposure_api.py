@@ -19,7 +19,7 @@ from live_venue import free_port, wait_for
 from test_exposure import hand_ledger
 from adlmon.app import Daemon, VenueClock
 from adlmon.config import CounterfactualConfig, parse_config
-from adlmon.exposure import build_queue, exposure_report, queue_order
+from adlmon.exposure import build_queue, exposure_report, net_notional, queue_order
 from adlmon.exposure_cli import ledger_at
 from adlmon.metrics import Metrics
 from adlmon.server import ServerState, server_url, start_server, stop
@@ -45,9 +45,13 @@ async def test_api_exposure_and_account_on_a_hand_made_ledger():
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
             status, doc = await _get(http, base + "/api/exposure?coin=ETH&side=long&shortfall_usd=300&gap_usd=10")
             assert status == 200
-            q = build_queue(hand_ledger().holders("ETH", 1), queue_order(V), "long")
+            led = hand_ledger()
+            view = led.holders("ETH", 1)
+            q = build_queue(view, queue_order(V), "long")
             want = exposure_report(q, venue=V, at_ms=None, shortfall_usd=300.0, cfg=CFG,
-                                   gap_per_contract=10.0, limit=100)
+                                   gap_per_contract=10.0, limit=100,
+                                   factor_exposure=net_notional(view.users, led.positions, led.marks(), 1))
+            assert "risk_based_factor" in doc["accounts"][0]["take_usd"]
             assert doc == orjson.loads(orjson.dumps(want, option=orjson.OPT_SERIALIZE_NUMPY))
             assert [a["production_take_usd"] for a in doc["accounts"]] == pytest.approx([0, 250, 50, 0, 0])
             status, doc = await _get(http, base + "/api/exposure?coin=ETH&side=long&limit=2")
@@ -79,8 +83,11 @@ async def test_node_deployment_serves_the_queue_of_its_live_ledger(tmp_path):
     dead = free_port()  # nothing listens: no REST, no websocket, never the internet
     ledger, _, _ = ledger_at([sim.fills_path, sim.misc_path])
     coin = max(ledger.coins(), key=lambda c: len(ledger.holders(c, -1)))
-    ref_q = build_queue(ledger.holders(coin, -1), queue_order(V), "short")
-    ref = exposure_report(ref_q, venue=V, at_ms=None, shortfall_usd=5000.0, cfg=CFG)
+    ref_view = ledger.holders(coin, -1)
+    ref_q = build_queue(ref_view, queue_order(V), "short")
+    ref = exposure_report(ref_q, venue=V, at_ms=None, shortfall_usd=5000.0, cfg=CFG,
+                          factor_exposure=net_notional(ref_view.users, ledger.positions,
+                                                       ledger.marks(), -1))
     head = ref["accounts"][0]["user"]
     cfg = parse_config({
         "counterfactual": {"mechanisms": list(CFG.mechanisms)},
