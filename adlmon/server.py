@@ -487,7 +487,7 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
 
     async def api_exposure_coins(request: web.Request) -> web.Response:
         # Coins with open positions per venue, most positions first (the page's coin menu).
-        return _json({v: sorted(led.coins(), key=lambda c: (-len(led.holders(c)), c))
+        return _json({v: sorted(led.coins(), key=lambda c: (-led.holder_count(c), c))
                       for v, led in state.ledgers.items()})
 
     async def api_account(request: web.Request) -> web.Response:
