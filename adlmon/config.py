@@ -166,7 +166,10 @@ def _subset_rule(allowed: tuple[str, ...]):
 
 
 def _wavelog_path(v: str) -> bool:
-    return not (v and Path(v).is_dir())
+    try:
+        return not (v and Path(v).is_dir())
+    except OSError:  # e.g. a name too long for the file system: not a usable path either
+        return False
 
 
 _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
