@@ -30,6 +30,7 @@ bench: venv
 	$(BIN)/python benchmarks/replay.py
 	$(BIN)/python benchmarks/mechanisms.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/metrics.py --update BENCHMARKS.md
+	$(BIN)/python benchmarks/riskbased.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/burst.py
 	$(BIN)/python benchmarks/archive_hour.py
 

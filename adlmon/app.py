@@ -135,6 +135,10 @@ class Daemon:
                                  horizons_ms=cfg.engine.horizons_ms,
                                  mechanisms=cfg.counterfactual.mechanisms)
         self.engine = Engine(VENUE, cfg.engine.gap_ms, cfg.engine.horizons_ms)
+        # /api/exposure and /api/account read the live ledger (issue 13).
+        self.state.ledgers[VENUE] = self.engine.ledger
+        self.state.exposure_cfg = cfg.counterfactual
+        self.state.event_time_ms = lambda: self.engine.last_time_ms
         self.bus = MemoryBus(cfg.bus.queue_size)
         self.build_report = report_builder(cfg)
         self.winner_polls = winner_polls
@@ -189,7 +193,8 @@ class Daemon:
         self._report_task = spawn("reports", self._reports, once=stopping)
         spawn("tick", self._tick)
         spawn("status", self._status)
-        self._tasks += ["tick", "status"]
+        spawn("exposure", self._exposure)
+        self._tasks += ["tick", "status", "exposure"]
         if self.watchdog_s is not None:
             spawn("watchdog", lambda: self.notifier.run_watchdog(self._healthy))
             self._tasks.append("watchdog")
@@ -242,6 +247,35 @@ class Daemon:
             done = self.engine.tick(self.clock.now_ms())
             if done:
                 await self._closed(done)
+
+    async def _exposure(self) -> None:
+        """Queue gauges (adlmon/exposure.py) every ``[exposure] interval_s``: the ledger's
+        views are read on the loop (a coin at a time), the ranking runs in a worker thread."""
+        from adlmon import exposure as ex
+
+        xcfg = self.cfg.exposure
+        order = ex.queue_order(VENUE)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(xcfg.interval_s)
+            try:
+                ledger, views = self.engine.ledger, {}
+                for coin in ledger.coins():
+                    for side, sign in ex.SIDES.items():
+                        view = ledger.holders(coin, sign)
+                        if len(view):
+                            views[(coin, side)] = view
+                    await asyncio.sleep(0)
+
+                def compute():
+                    qs = {k: ex.build_queue(v, order, k[1]) for k, v in views.items()}
+                    return ({k: ex.side_summary(q, xcfg.reference_shortfall_usd) for k, q in qs.items()},
+                            ex.watch_ranks(qs, xcfg.watch))
+
+                sides, watch = await loop.run_in_executor(None, compute)
+                self.metrics.set_exposure(VENUE, sides, watch)
+            except Exception:  # a bad position must not stop the gauges for good
+                log.exception("exposure gauges not updated this round")
 
     # ---------------------------------------------------------------- reports
     async def _reports(self) -> None:

@@ -18,6 +18,7 @@ COMMANDS = {
     "fetch": ("adlmon.venues.hyperliquid.archive",
               "download Hyperliquid's S3 node archive (requester pays) into a local cache"),
     "simulate": ("adlmon.sim", "write a synthetic ADL cascade in Hyperliquid's archive formats"),
+    "exposure": ("adlmon.exposure_cli", "the ADL queue of a coin and side at a time, and what a shortfall would take"),
     "scorecard": ("adlmon.scorecard", "policy table (OL Table 2) over a wavelog or per-wave CSV"),
     "check-config": ("adlmon.config", "validate a config file and print the effective config"),
 }

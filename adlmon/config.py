@@ -24,7 +24,7 @@ HLP_LIQUIDATORS = (
 
 MECHANISMS = (
     "pro_rata", "capped_pro_rata", "rap", "contract_pro_rata", "min_max_integer",
-    "queue_pnl", "queue_hyperliquid",
+    "queue_pnl", "queue_hyperliquid", "risk_based",
 )
 HL_SOURCES = ("vault_fills", "vault_events", "vault_state", "marks", "trades", "node")
 
@@ -58,6 +58,13 @@ class CounterfactualConfig:
     backoff_alpha: float = 0.5
     backoff_theta0: float = 0.05
     fairness_lambda: float = 1.0  # λ of the per-round loss (OL eq. 23)
+
+
+@dataclass(frozen=True)
+class ExposureConfig:
+    watch: tuple[str, ...] = ()  # addresses with rank/percentile gauges (at most 20)
+    reference_shortfall_usd: float = 1_000_000.0  # the shortfall of the top-10-share gauge
+    interval_s: float = 10.0  # how often the daemon recomputes the queue gauges
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class VenuesConfig:
 class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     counterfactual: CounterfactualConfig = field(default_factory=CounterfactualConfig)
+    exposure: ExposureConfig = field(default_factory=ExposureConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     wavelog: WavelogConfig = field(default_factory=WavelogConfig)
     bus: BusConfig = field(default_factory=BusConfig)
@@ -158,7 +166,10 @@ def _subset_rule(allowed: tuple[str, ...]):
 
 
 def _wavelog_path(v: str) -> bool:
-    return not (v and Path(v).is_dir())
+    try:
+        return not (v and Path(v).is_dir())
+    except OSError:  # e.g. a name too long for the file system: not a usable path either
+        return False
 
 
 _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
@@ -176,6 +187,11 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("counterfactual", "backoff_alpha"): (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     ("counterfactual", "backoff_theta0"): (_unit, "must be in [0, 1]"),
     ("counterfactual", "fairness_lambda"): (_non_negative, "must be >= 0"),
+    ("exposure", "watch"): (lambda v: len(v) <= 20 and all(
+        len(a) == 42 and a[:2] == "0x" and all(c in "0123456789abcdefABCDEF" for c in a[2:])
+        for a in v), "must be at most 20 addresses 0x + 40 hex digits"),
+    ("exposure", "reference_shortfall_usd"): (_positive, "must be a positive number of USD"),
+    ("exposure", "interval_s"): (_positive, "must be a positive number of seconds"),
     ("server", "listen"): (_listen, "must be HOST:PORT with a port in 1..65535"),
     ("server", "recent_waves"): (_positive, "must be a positive integer"),
     ("server", "header_timeout_s"): (_positive, "must be a positive number of seconds"),

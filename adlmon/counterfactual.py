@@ -39,10 +39,18 @@ REFERENCE = "min_max_integer"  # m_ref of OL eq. 23
 PRODUCTION = "production"
 SHARE_CONVENTION = "equity"  # m of the regret accounting: the paper's (measures.fairness_share)
 MAX_AUDITED_COINS = 20  # rank audits kept per wave (largest ADL'd notional first)
+MAX_SORTED_HAIRCUTS = 100  # largest haircuts kept per rule in a wave report
 
 
 class Winners:
-    """Eligible winners of one wave as account-level arrays, plus their positions per coin."""
+    """Eligible winners of one wave as account-level arrays, plus their positions per coin.
+
+    ``Winners.from_views(views)`` builds the same from ledger views alone (no wave, no fills):
+    the exposure what-if (exposure.py) runs the mechanisms on it."""
+
+    @classmethod
+    def from_views(cls, views: dict) -> "Winners":
+        return cls(_ViewsOnly(views))
 
     def __init__(self, wave: Wave):
         index: dict[str, int] = {}
@@ -61,6 +69,7 @@ class Winners:
 
         # Positions (one per account and coin): owner, coin, |size|, entry, mark.
         owner: list[int] = []
+        pos_sign: list[float] = []
         pos_coin: list[str] = []
         pos_size: list[float] = []
         pos_entry: list[float] = []
@@ -70,6 +79,7 @@ class Winners:
             for k, user in enumerate(view.users):
                 i = account(user, float(view.upnl[k]), float(view.equity[k]), "ledger")
                 owner.append(i)
+                pos_sign.append(1.0 if view.size[k] >= 0 else -1.0)
                 pos_coin.append(coin)
                 pos_size.append(abs(float(view.size[k])))
                 pos_entry.append(float(view.entry_px[k]))
@@ -86,6 +96,7 @@ class Winners:
             if source[i] == "fill":
                 upnl[i] += float(fill_capacity[k])
                 owner.append(i)
+                pos_sign.append(1.0 if f.start_position[k] >= 0 else -1.0)
                 pos_coin.append(f.coin[k])
                 pos_size.append(abs(float(f.start_position[k])))
                 pos_entry.append(float("nan"))
@@ -107,6 +118,7 @@ class Winners:
             cap = np.where(np.isnan(eq), self.u, np.clip(np.minimum(self.u, eq), 0.0, None))
             self.beta = np.where(self.u > 0, cap / self.u, 0.0)
         self.source = source
+        self.pos_sign = np.asarray(pos_sign, dtype=float)
         self.pos_coin = tuple(pos_coin)
         self.pos_entry = np.asarray(pos_entry, dtype=float)
 
@@ -136,11 +148,28 @@ class Winners:
         """Account score for the wealth-space queue: the best of its positions' documented index."""
         pos_score = mech.hyperliquid_index(self.pos_mark, self.pos_entry,
                                            self.pos_size * self.pos_mark,
-                                           self.equity[self.owner], 1.0)
+                                           self.equity[self.owner], self.pos_sign)
         score = np.full(len(self), -np.inf)
         np.maximum.at(score, self.owner, pos_score)
         # Accounts known only from fills have no entry price: rank them by PnL behind the others.
         return np.where(np.isfinite(score), score, -1.0 / (1.0 + self.u))
+
+
+class _ViewsOnly:
+    """What ``Winners`` reads of a wave, from ledger views alone: no fills."""
+
+    def __init__(self, views: dict):
+        self.eligible = views
+        self.fills = _NO_FILLS
+
+
+class _NoFills:
+    sz = start_position = closed_pnl = mark_px = np.zeros(0)
+    user: tuple = ()
+    coin: tuple = ()
+
+
+_NO_FILLS = _NoFills()
 
 
 def production_haircuts(wave: Wave, winners: Winners, horizon_ms: int) -> np.ndarray:
@@ -196,6 +225,86 @@ class RegretRun:
         return math.sqrt((1.0 + 2.0 * self.path_variation) * self.sum_d2)
 
 
+def _per_coin(w: Winners, split: dict[str, tuple[float, float]], rule,
+              with_capacity_only: bool = False) -> np.ndarray:
+    """A per-position vector from ``rule(positions of one coin, budget share, gap)`` per coin.
+    ``with_capacity_only``: only positions of accounts with PnL capacity u > 0 (a rule that
+    shares PnL takes nothing from an account without it; leverage draining reads leverage)."""
+    x_pos = np.zeros(len(w.pos_coin))
+    coins = np.asarray(w.pos_coin)
+    eligible = w.u[w.owner] > 0 if with_capacity_only else np.ones(len(coins), dtype=bool)
+    for coin, (share, gap) in split.items():
+        sel = np.flatnonzero((coins == coin) & eligible)
+        if sel.size:
+            x_pos[sel] = rule(sel, share, gap)
+    return x_pos
+
+
+def _risk_based(w: Winners, split: dict[str, tuple[float, float]], budget: float) -> dict[str, Any]:
+    """Leverage draining (mechanisms/riskbased.py) per coin, single-asset form: the coin's
+    contracts to close are its budget share over its gap per contract (as contract pro-rata
+    reads the wave), reductions drain the positions' gross leverage |size|·mark / equity;
+    the haircut is contracts × gap. Reported with the contracts it closes."""
+    contracts = np.zeros(len(w.pos_coin))
+    feasible = True
+
+    def rule(sel, share, gap):
+        nonlocal feasible
+        need = share * budget / gap if gap > 0 else 0.0
+        a = mech.allocate_risk_based(w.pos_size[sel], np.nan_to_num(w.pos_mark[sel]),
+                                     w.equity[w.owner[sel]], need, gap)
+        contracts[sel] = a.contracts
+        feasible = feasible and a.feasible
+        return a.x
+
+    x_pos = _per_coin(w, split, rule)
+    return {"x": w.per_account(x_pos), "feasible": feasible,
+            "contracts": float(contracts.sum())}
+
+
+def allocations(cfg: CounterfactualConfig, w: Winners, budget: float, coin_split,
+                ex_post: bool = True) -> dict[str, dict[str, Any]]:
+    """Every configured mechanism at one budget: name -> (x per account, extra fields).
+    ``coin_split()`` -> {coin: (budget share, USD gap per contract)} for the contract rules.
+    The min–max integer program is an ex-post reference (OL §3.7): solved ex post only."""
+    out: dict[str, dict[str, Any]] = {}
+    names = set(cfg.mechanisms)
+    if not ex_post:
+        names.discard(REFERENCE)
+    if "pro_rata" in names:
+        out["pro_rata"] = {"x": mech.pro_rata(w.u, budget)}
+    # The optimum is always computed: excess_vs_optimal_usd is measured against it.
+    a = mech.allocate_capped_pro_rata(w.u, budget, w.beta)
+    out[OPTIMAL] = {"x": a.x, "feasible": a.feasible}
+    if "rap" in names:
+        weights = mech.rap_weights(w.leverage(), mech.g_linear)
+        a = mech.allocate_rap(w.u, budget, weights, w.beta)
+        out["rap"] = {"x": a.x, "feasible": a.feasible}
+    if "queue_pnl" in names:
+        out["queue_pnl"] = {"x": mech.queue(w.u, budget, w.u)}
+    if "queue_hyperliquid" in names:
+        out["queue_hyperliquid"] = {"x": mech.queue(w.u, budget, w.hyperliquid_score())}
+    if names & {"contract_pro_rata", "min_max_integer", "risk_based"}:
+        split = coin_split()
+        gap_pos = np.asarray([split.get(c, (0.0, 0.0))[1] for c in w.pos_coin], dtype=float)
+        if "contract_pro_rata" in names:
+            x_pos = _per_coin(w, split, lambda sel, share, gap: mech.contract_pro_rata(
+                w.pos_size[sel], np.full(sel.size, gap), share * budget), with_capacity_only=True)
+            out["contract_pro_rata"] = {"x": w.per_account(x_pos)}
+        if "risk_based" in names:
+            out["risk_based"] = _risk_based(w, split, budget)
+        if "min_max_integer" in names:
+            method = "mip" if len(w) <= cfg.ilp_max_accounts else "fallback"
+            a = mech.allocate_min_max_integer(w.pos_size, gap_pos, w.u, budget,
+                                              cfg.ilp_time_limit_s, owner=w.owner,
+                                              method=method)
+            out["min_max_integer"] = {
+                "x": np.asarray(a.account_x, dtype=float), "feasible": a.feasible,
+                "optimal": a.optimal, "method": a.method, "bound": a.bound, "gap": a.gap,
+            }
+    return out
+
+
 class Counterfactual:
     """Stateful across waves (severity controller, regret accounting); ``report`` is pure
     given that state."""
@@ -210,49 +319,7 @@ class Counterfactual:
 
     def _allocations(self, wave: Wave, w: Winners, budget: float,
                      ex_post: bool = True) -> dict[str, dict[str, Any]]:
-        """Every configured mechanism at one budget: name -> (x per account, extra fields).
-        The min–max integer program is an ex-post reference (OL §3.7): solved ex post only."""
-        out: dict[str, dict[str, Any]] = {}
-        names = set(self.cfg.mechanisms)
-        if not ex_post:
-            names.discard(REFERENCE)
-        if "pro_rata" in names:
-            out["pro_rata"] = {"x": mech.pro_rata(w.u, budget)}
-        # The optimum is always computed: excess_vs_optimal_usd is measured against it.
-        a = mech.allocate_capped_pro_rata(w.u, budget, w.beta)
-        out[OPTIMAL] = {"x": a.x, "feasible": a.feasible}
-        if "rap" in names:
-            weights = mech.rap_weights(w.leverage(), mech.g_linear)
-            a = mech.allocate_rap(w.u, budget, weights, w.beta)
-            out["rap"] = {"x": a.x, "feasible": a.feasible}
-        if "queue_pnl" in names:
-            out["queue_pnl"] = {"x": mech.queue(w.u, budget, w.u)}
-        if "queue_hyperliquid" in names:
-            out["queue_hyperliquid"] = {"x": mech.queue(w.u, budget, w.hyperliquid_score())}
-        if "contract_pro_rata" in names or "min_max_integer" in names:
-            split = _coin_budget_split(wave)
-            gap_pos = np.asarray([split.get(c, (0.0, 0.0))[1] for c in w.pos_coin], dtype=float)
-            if "contract_pro_rata" in names:
-                x_pos = np.zeros(len(w.pos_coin))
-                coins = np.asarray(w.pos_coin)
-                # Like every mechanism it takes nothing from an account without capacity.
-                has_u = w.u[w.owner] > 0
-                for coin, (share, gap) in split.items():
-                    sel = np.flatnonzero((coins == coin) & has_u)
-                    if sel.size:
-                        x_pos[sel] = mech.contract_pro_rata(w.pos_size[sel], np.full(sel.size, gap),
-                                                            share * budget)
-                out["contract_pro_rata"] = {"x": w.per_account(x_pos)}
-            if "min_max_integer" in names:
-                method = "mip" if len(w) <= self.cfg.ilp_max_accounts else "fallback"
-                a = mech.allocate_min_max_integer(w.pos_size, gap_pos, w.u, budget,
-                                                  self.cfg.ilp_time_limit_s, owner=w.owner,
-                                                  method=method)
-                out["min_max_integer"] = {
-                    "x": np.asarray(a.account_x, dtype=float), "feasible": a.feasible,
-                    "optimal": a.optimal, "method": a.method, "bound": a.bound, "gap": a.gap,
-                }
-        return out
+        return allocations(self.cfg, w, budget, lambda: _coin_budget_split(wave), ex_post)
 
     @staticmethod
     def _summary(x: np.ndarray, w: Winners, wave: Wave, max_loss: float | None,
@@ -312,6 +379,9 @@ class Counterfactual:
                 "ex_ante": (self._summary(ex_ante[name]["x"], w, wave, max_loss, ex_ante[name])
                             if name in ex_ante else None),
             }
+        # Each rule's largest haircuts, sorted (the status page's concentration view).
+        haircuts_sorted = {PRODUCTION: _largest(x_prod)}
+        haircuts_sorted.update({name: _largest(alloc["x"]) for name, alloc in ex_post.items()})
         optimal = optimal_status(wave, w, ex_post[OPTIMAL])
         excess_vs_optimal = {str(h): (None if optimal["total_usd"] is None else
                                       wave.production_haircut_usd[h] - optimal["total_usd"])
@@ -338,6 +408,7 @@ class Counterfactual:
             "excess_vs_optimal_usd": excess_vs_optimal,
             "mechanisms": mechanisms,
             "rank_audit": rank_audits(wave),
+            "haircuts_sorted_usd": haircuts_sorted,
             "regret": regret,
         }
         return out
@@ -405,6 +476,13 @@ def optimal_status(wave: Wave, w: Winners, alloc: dict[str, Any]) -> dict[str, A
     return out
 
 
+def _largest(x: np.ndarray) -> list[float]:
+    """The MAX_SORTED_HAIRCUTS largest positive haircuts, descending (USD)."""
+    x = np.asarray(x, dtype=float)
+    top = np.sort(x[x > 0])[::-1][:MAX_SORTED_HAIRCUTS]
+    return [float(v) for v in top]
+
+
 def rank_audits(wave: Wave) -> dict[str, dict[str, Any]]:
     """Per coin (largest ADL'd notional first, at most MAX_AUDITED_COINS): the venue's ADL'd
     set and order against Hyperliquid's documented index over the ledger's candidates."""
@@ -424,4 +502,10 @@ def rank_audits(wave: Wave) -> dict[str, dict[str, Any]]:
         audit = mech.rank_audit(view.users, scores, cand_notional,
                                 [f.user[i] for i in sel], notional[sel], f.time_ms[sel])
         out[coin] = audit.to_dict()
+        # The candidates are the ledger's view when the coin first appeared in the wave, so
+        # only that first block is ranked against the state the venue ranked: audited apart.
+        first = sel[f.time_ms[sel] == f.time_ms[sel].min()]
+        out[coin]["first_block"] = mech.rank_audit(
+            view.users, scores, cand_notional, [f.user[i] for i in first], notional[first],
+            f.time_ms[first]).to_dict()
     return out

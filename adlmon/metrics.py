@@ -8,7 +8,9 @@ list (``python -m adlmon.metrics --readme README.md``).
 
 Conventions: ``adlmon_`` prefix; base units (seconds, ratio 0..1); USD amounts end
 in ``_usd`` (every venue is converted to USD at ingest); counters end in
-``_total``; no account or address label anywhere. Label values are bounded:
+``_total``; no account or address label anywhere but ``address`` on the watch gauges,
+whose values come only from ``[exposure] watch`` (at most ``MAX_WATCH``). Label values
+are bounded:
 
 - ``venue``: the venues adlmon knows (at most ``MAX_VENUES`` distinct values);
 - ``horizon``: the configured production-haircut horizons Δ, in ms, as strings;
@@ -24,7 +26,9 @@ in ``_usd`` (every venue is converted to USD at ingest); counters end in
   distinct values, the known ones (``PARSE_REASONS``) first;
 - ``pool``: insurance-fund pools (at most ``MAX_POOLS``);
 - ``task``: supervised task names (``adlmon/supervise.py``, at most ``MAX_TASKS``);
-  ``sink``: output sinks (``wavelog``, at most ``MAX_SINKS``).
+  ``sink``: output sinks (``wavelog``, at most ``MAX_SINKS``);
+- ``coin``/``side`` (exposure): the ``MAX_EXPOSURE_COINS`` coins of largest capacity, the
+  rest summed into ``other``; side ``long`` | ``short``.
 
 Series exist from the start (issue 8 §2): a family whose label values are known
 when the daemon starts (configured venues, horizons, mechanisms, each source's
@@ -65,7 +69,7 @@ KNOWN_VENUES = ("hyperliquid", "binance", "bybit", "okx")
 DEFAULT_HORIZONS_MS = (0, 500, 1000, 2000, 5000)
 DEFAULT_MECHANISMS = (
     "pro_rata", "capped_pro_rata", "rap", "contract_pro_rata", "min_max_integer",
-    "queue_pnl", "queue_hyperliquid",
+    "queue_pnl", "queue_hyperliquid", "risk_based",
 )
 # Why a websocket session ended. Close codes are RFC 6455 §7.4.1; 1006 means the
 # TCP connection dropped without a close frame.
@@ -90,6 +94,9 @@ PARSE_REASONS = (
 MAX_TASKS = 48  # supervised task names (adlmon/supervise.py): a few per venue source
 MAX_SINKS = 8
 ENGINE_ANOMALIES = ("divergence", "unknown_dir", "unknown_ledger", "bad_event")
+MAX_EXPOSURE_COINS = 20  # coins with their own exposure series (largest capacity first)
+MAX_WATCH = 20  # addresses of [exposure] watch
+SIDES = ("long", "short")
 
 LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 COMPUTE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -224,6 +231,27 @@ FAMILIES: tuple[Family, ...] = (
        "Feed gaps announced after a reconnect (data may be missing). Unit: gaps."),
     _f("adlmon_feed_message_lag_seconds", "histogram", "feeds", C,
        "Exchange timestamp to local receipt of data messages. Unit: seconds.", LAG_BUCKETS_S),
+    # --- exposure: the ADL queue now (adlmon/exposure.py, issue 13) ---
+    _f("adlmon_adl_queue_positions", "gauge", "exposure", ("venue", "coin", "side"),
+       "Open positions on the side (the positions ADL'd when the other side's shortfall "
+       "exceeds the backstop). Coins past the cap are summed into coin=\"other\". Unit: positions."),
+    _f("adlmon_adl_queue_capacity_usd", "gauge", "exposure", ("venue", "coin", "side"),
+       "ADL capacity of the side: sum of (uPnL)+ of its positions, what a PnL haircut could "
+       "take to cover the opposite side's shortfall. Unit: USD."),
+    _f("adlmon_adl_queue_top10_share_ratio", "gauge", "exposure", ("venue", "coin", "side"),
+       "Share of [exposure] reference_shortfall_usd the first 10 positions of the venue's "
+       "queue would bear under production (greedy prefix of capacities). Unit: ratio."),
+    _f("adlmon_adl_backstop_capacity_usd", "gauge", "exposure", V,
+       "Backstop capacity: sum over pools of the positive equity of the liquidator vault or "
+       "insurance fund. Unit: USD."),
+    _f("adlmon_adl_shortfall_absorbable_usd", "gauge", "exposure", V,
+       "Shortfall the backstop absorbs before ADL starts: (backstop capacity - open "
+       "shortfall)+ (paper §1.2: ADL iff D > IF). Unit: USD."),
+    _f("adlmon_adl_watch_rank", "gauge", "exposure", ("venue", "address", "coin", "side"),
+       "Rank (1 = head) of a watched address's position in its coin's ADL queue; address "
+       "only from [exposure] watch (at most 20). Unit: rank."),
+    _f("adlmon_adl_watch_quantile_ratio", "gauge", "exposure", ("venue", "address", "coin", "side"),
+       "Queue quantile of a watched position, (N - rank + 1)/N (1 = head, the percentile of /api/account as a ratio). Unit: ratio."),
     # --- engine and process ---
     _f("adlmon_adl_compute_duration_seconds", "histogram", "engine", V,
        "Wall time to compute one wave's counterfactual report. Unit: seconds.",
@@ -261,7 +289,7 @@ FAMILIES: tuple[Family, ...] = (
        "Build metadata; the value is always 1."),
 )
 
-GROUPS = ("waves", "mechanisms", "funds", "feeds", "engine")
+GROUPS = ("waves", "mechanisms", "funds", "exposure", "feeds", "engine")
 
 
 def catalogue() -> list[str]:
@@ -360,6 +388,9 @@ class Metrics:
         self._children: dict[tuple, Any] = {}
         self._feeds: dict[tuple[str, str, str], _FeedChildren] = {}
         self._engine_seen: dict[tuple[str, str, str], float] = {}
+        self._funds: dict[str, dict[str, float]] = {}  # venue -> pool -> balance (backstop)
+        self._deficits: dict[str, float] = {}
+        self._exposure_series: dict[tuple[str, str], set] = {}
         if process_collectors:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
@@ -400,11 +431,14 @@ class Metrics:
         regret, shortfall) at NaN."""
         mechanisms = (*self.mechanisms, PRODUCTION)
         for fam in FAMILIES:
-            if fam.group not in ("waves", "mechanisms", "funds", "engine"):
+            if fam.group not in ("waves", "mechanisms", "funds", "exposure", "engine"):
                 continue
             if fam.kind == "gauge":
                 if fam.name == "adlmon_adl_armed":
                     self._child(fam.name, venue).set(0)
+                    continue
+                if fam.name.startswith("adlmon_adl_watch_"):  # no watched position ranked yet
+                    self.set_exposure(venue, {}, {})
                     continue
                 if fam.labels == V:
                     keys = [(venue,)]
@@ -657,12 +691,71 @@ class Metrics:
 
     # --- funds and shortfall ---
     def set_deficit(self, venue: str, usd: float) -> None:
-        self._child("adlmon_deficit_usd", self._venue(venue)).set(usd)
+        v = self._venue(venue)
+        self._child("adlmon_deficit_usd", v).set(usd)
+        self._deficits[v] = usd
+        self._set_backstop(v)
+
+    def _set_backstop(self, v: str) -> None:
+        cap = sum(max(x, 0.0) for x in self._funds.get(v, {}).values())
+        self._child("adlmon_adl_backstop_capacity_usd", v).set(cap)
+        self._child("adlmon_adl_shortfall_absorbable_usd", v).set(
+            max(cap - max(self._deficits.get(v, 0.0), 0.0), 0.0))
+
+    def set_exposure(self, venue: str, sides: Mapping[tuple[str, str], Mapping[str, float]],
+                     watch: Mapping[tuple[str, str, str], tuple[int, float]] = {}) -> None:
+        """Replace the venue's queue series. ``sides``: (coin, side) -> {"positions",
+        "capacity_usd", "top10_share"}; the ``MAX_EXPOSURE_COINS`` coins of largest capacity
+        keep their name, the rest are summed into coin="other" (no top-10 share there).
+        ``watch``: (address, coin, side) -> (rank, percentile 0..1), addresses from config."""
+        v = self._venue(venue)
+        names = ("adlmon_adl_queue_positions", "adlmon_adl_queue_capacity_usd",
+                 "adlmon_adl_queue_top10_share_ratio", "adlmon_adl_watch_rank",
+                 "adlmon_adl_watch_quantile_ratio")
+        for name in names:  # this venue's previous series: a coin may have left the queue
+            fam = self.families[name]
+            for labels in list(self._exposure_series.get((v, name), ())):
+                fam.remove(*labels)
+        series: dict[str, set] = {name: set() for name in names}
+
+        def put(name, labels, value):
+            self.families[name].labels(*labels).set(value)
+            series[name].add(labels)
+
+        by_coin: dict[str, float] = {}
+        for (coin, _side), s in sides.items():
+            by_coin[coin] = by_coin.get(coin, 0.0) + float(s.get("capacity_usd", 0.0))
+        named = set(sorted(by_coin, key=lambda c: (-by_coin[c], c))[:MAX_EXPOSURE_COINS])
+        other: dict[str, list[float]] = {}
+        for (coin, side), s in sides.items():
+            if coin in named:
+                put("adlmon_adl_queue_positions", (v, coin, side), s["positions"])
+                put("adlmon_adl_queue_capacity_usd", (v, coin, side), s["capacity_usd"])
+                put("adlmon_adl_queue_top10_share_ratio", (v, coin, side), s["top10_share"])
+            else:
+                acc = other.setdefault(side, [0.0, 0.0])
+                acc[0] += s["positions"]
+                acc[1] += s["capacity_usd"]
+        for side, (n, cap) in other.items():
+            put("adlmon_adl_queue_positions", (v, OTHER, side), n)
+            put("adlmon_adl_queue_capacity_usd", (v, OTHER, side), cap)
+        allowed = set(list(dict.fromkeys(a for a, _, _ in watch))[:MAX_WATCH])
+        for (address, coin, side), (rank, pct) in watch.items():
+            if address in allowed and coin in named:
+                put("adlmon_adl_watch_rank", (v, address, coin, side), rank)
+                put("adlmon_adl_watch_quantile_ratio", (v, address, coin, side), pct)
+        if not series["adlmon_adl_watch_rank"]:  # nothing watched is ranked: NaN, not absent
+            for name in ("adlmon_adl_watch_rank", "adlmon_adl_watch_quantile_ratio"):
+                put(name, (v, "", "", ""), math.nan)
+        for name in names:
+            self._exposure_series[(v, name)] = series[name]
 
     def set_insurance_fund(self, venue: str, pool: str, usd: float,
                            time_ms: int | None = None, now: float | None = None) -> None:
         v, p = self._venue(venue), self._pool(pool)
         self._child("adlmon_insurance_fund_usd", v, p).set(usd)
+        self._funds.setdefault(v, {})[p] = usd
+        self._set_backstop(v)
         ts = time_ms / 1000.0 if time_ms is not None else (time.time() if now is None else now)
         self._child("adlmon_insurance_fund_snapshot_timestamp_seconds", v, p).set(ts)
 
@@ -832,7 +925,7 @@ def write_replay_exposition(path: str | os.PathLike, reports: Iterable[Mapping[s
 README_BEGIN = "<!-- BEGIN metrics -->"
 README_END = "<!-- END metrics -->"
 _GROUP_TITLES = {"waves": "Waves", "mechanisms": "Mechanisms (counterfactual)",
-                 "funds": "Funds and shortfall", "feeds": "Feeds", "engine": "Engine and process"}
+                 "funds": "Funds and shortfall", "exposure": "Exposure (the ADL queue now)", "feeds": "Feeds", "engine": "Engine and process"}
 
 
 def reference_markdown() -> str:
@@ -842,7 +935,9 @@ def reference_markdown() -> str:
         "",
         "Generated from `adlmon/metrics.py` (`python -m adlmon.metrics --readme README.md`). "
         "USD amounts end in `_usd`; ratios are 0..1 unless stated; no account or address "
-        "labels. Label values: `venue` (venues adlmon knows, ≤ "
+        f"labels except `address` on the watch gauges (only `[exposure] watch`, ≤ {MAX_WATCH}). "
+        f"`coin` (exposure: the {MAX_EXPOSURE_COINS} coins of largest capacity, the rest "
+        "summed into `other`), `side` (long, short). Label values: `venue` (venues adlmon knows, ≤ "
         f"{MAX_VENUES}), `horizon` (configured `[engine] horizons_ms`, ms as a string), "
         "`mechanism` (configured `[counterfactual] mechanisms`; the last-wave and policy-loss "
         "gauges add `production`, the venue's own allocation), `channel` (feed channels, ≤ "

@@ -10,6 +10,11 @@ status page, all on one port (ecosystem.md §2.1, §2.6, §2.7).
   is done; otherwise 503 with the reasons.
 - ``/api/waves?limit=N``  recent wave reports, newest first (N in 1..kept).
 - ``/api/status``  sources with their coverage statements, uptime, version.
+- ``/api/exposure?venue=&coin=&side=&shortfall_usd=&gap_usd=&limit=``  the ADL queue of one
+  coin and side from the live ledger, with the what-if (adlmon/exposure.py).
+- ``/api/exposure/coins``  coins with open positions per venue (most positions first).
+- ``/api/account/<address>[?venue=]``  every position of one account with its rank and
+  percentile in its coin's queue.
 - ``/``         a static status page (no external assets) that reads the API.
 - ``/runbook``  the operator runbook (``static/runbook.md`` as HTML, one anchor per
   alert): every alert's ``runbook_url`` points here, so it needs no internet.
@@ -55,6 +60,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PASSWORD_ENV = "ADLMON_BASIC_AUTH_PASSWORD"
 PROBES = frozenset({"/livez", "/readyz"})
 DEFAULT_WAVES_LIMIT = 50
+VENDORED = frozenset({"uPlot.iife.min.js", "uPlot.min.css"})
 
 
 class LoopMonitor:
@@ -154,6 +160,11 @@ class ServerState:
         # name -> (problems() -> readiness reasons, status() -> JSON-able detail): the
         # supervisor's tasks and the sinks; any reason makes /readyz 503 (issue 9).
         self.checks: dict[str, tuple[Callable[[], list[str]], Callable[[], Any] | None]] = {}
+        # venue -> its live Ledger (set by the daemon), for /api/exposure and /api/account;
+        # exposure_cfg: the [counterfactual] section whose mechanisms the what-if runs.
+        self.ledgers: dict[str, Any] = {}
+        self.exposure_cfg: Any = None
+        self.event_time_ms = lambda: None  # the engine's latest event time (ms), once wired
 
     def add_check(self, name: str, problems: Callable[[], list[str]],
                   status: Callable[[], Any] | None = None) -> None:
@@ -491,6 +502,17 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
     async def api_status(request: web.Request) -> web.Response:
         return _json(state.status())
 
+    async def api_exposure(request: web.Request) -> web.Response:
+        return await _exposure(state, request)
+
+    async def api_exposure_coins(request: web.Request) -> web.Response:
+        # Coins with open positions per venue, most positions first (the page's coin menu).
+        return _json({v: sorted(led.coins(), key=lambda c: (-led.holder_count(c), c))
+                      for v, led in state.ledgers.items()})
+
+    async def api_account(request: web.Request) -> web.Response:
+        return _account(state, request)
+
     async def index(request: web.Request) -> web.FileResponse:
         return _static("status.html")
 
@@ -507,9 +529,15 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if name not in ("status.js", "status.css"):
+        if name not in ("status.js", "status.css", "charts.js"):
             raise web.HTTPNotFound()
         return _static(name)
+
+    async def vendor(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in VENDORED:  # the charting library vendored from npm (static/vendor)
+            raise web.HTTPNotFound()
+        return _static("vendor/" + name)
 
     async def on_startup(app: web.Application) -> None:
         monitor.start()
@@ -522,12 +550,105 @@ def make_app(state: ServerState, credentials: tuple[str, str] | None = None, *,
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/waves", api_waves)
     app.router.add_get("/api/status", api_status)
+    app.router.add_get("/api/exposure", api_exposure)
+    app.router.add_get("/api/account/{address}", api_account)
     app.router.add_get("/", index)
     app.router.add_get("/runbook", runbook)
     app.router.add_get("/static/{name}", static)
+    app.router.add_get("/static/vendor/{name}", vendor)
+    app.router.add_get("/api/exposure/coins", api_exposure_coins)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
+
+
+# --- exposure (adlmon/exposure.py over the live ledger) ---
+EXPOSURE_LIMIT = 100  # rows of /api/exposure unless ?limit= (0 = every position)
+
+
+def _venue_ledger(state: ServerState, request: web.Request):
+    """(venue, ledger) named by ?venue= (default: the only one), or an error response."""
+    venue = request.query.get("venue") or (next(iter(state.ledgers)) if len(state.ledgers) == 1 else "")
+    ledger = state.ledgers.get(venue)
+    if ledger is None:
+        known = ", ".join(sorted(state.ledgers)) or "none"
+        return None, None, _json({"error": f"venue = {venue!r}: no live ledger (known: {known})"}, 400)
+    return venue, ledger, None
+
+
+def _query_float(request: web.Request, key: str) -> float | None:
+    raw = request.query.get(key)
+    if raw in (None, ""):
+        return None
+    v = float(raw)  # ValueError -> 400 by the caller
+    if not v >= 0 or v == float("inf"):
+        raise ValueError(key)
+    return v
+
+
+async def _exposure(state: ServerState, request: web.Request) -> web.Response:
+    from adlmon import exposure as ex
+
+    venue, ledger, err = _venue_ledger(state, request)
+    if err is not None:
+        return err
+    coin, side = request.query.get("coin", ""), request.query.get("side", "")
+    if side not in ex.SIDES:
+        return _json({"error": f"side = {side!r}: must be one of {', '.join(ex.SIDES)}"}, 400)
+    if not coin:
+        return _json({"error": "coin is required", "coins": sorted(ledger.coins())}, 400)
+    try:
+        shortfall = _query_float(request, "shortfall_usd")
+        gap = _query_float(request, "gap_usd")
+        limit = int(request.query.get("limit", EXPOSURE_LIMIT))
+        if limit < 0:
+            raise ValueError("limit")
+    except ValueError:
+        return _json({"error": "shortfall_usd and gap_usd must be numbers >= 0, limit an integer >= 0"}, 400)
+    try:
+        order = ex.queue_order(venue)
+    except ValueError as exc:
+        return _json({"error": str(exc)}, 400)
+    # The ledger is read here, on the loop (a consistent moment); the arithmetic runs in a
+    # worker thread so a long what-if (the integer program) never stalls the loop.
+    view = ledger.holders(coin, ex.SIDES[side])
+    at_ms = state.event_time_ms()
+    factor = (ex.net_notional(view.users, ledger.positions, ledger.marks(), ex.SIDES[side])
+              if shortfall is not None else None)
+
+    def compute() -> dict:
+        q = ex.build_queue(view, order, side)
+        return ex.exposure_report(q, venue=venue, at_ms=at_ms, shortfall_usd=shortfall,
+                                  cfg=state.exposure_cfg, gap_per_contract=gap,
+                                  limit=limit or None, factor_exposure=factor)
+
+    rep = await asyncio.get_running_loop().run_in_executor(None, compute)
+    return _json(rep)
+
+
+def _account(state: ServerState, request: web.Request) -> web.Response:
+    from adlmon import exposure as ex
+
+    venue, ledger, err = _venue_ledger(state, request)
+    if err is not None:
+        return err
+    address = request.match_info["address"]
+    try:
+        order = ex.queue_order(venue)
+    except ValueError as exc:
+        return _json({"error": str(exc)}, 400)
+    # Only the coins this account holds: O(their holders), never O(accounts).
+    user = address if ledger.seen(address) else address.lower()
+    positions = ledger.positions(user)
+    queues = {}
+    for coin, (size, _entry) in positions.items():
+        side = "long" if size > 0 else "short"
+        queues[(coin, side)] = ex.build_queue(ledger.holders(coin, ex.SIDES[side]), order, side)
+    return _json({"venue": venue, "user": user, "seen": ledger.seen(user),
+                  "known": ledger.known(user),
+                  "equity_usd": ledger.equity(user) if ledger.seen(user) else None,
+                  "at_ms": state.event_time_ms(),
+                  "positions": ex.account_report(user, queues)})
 
 
 async def start_server(server_cfg, state: ServerState, *, env: Mapping[str, str] | None = None,

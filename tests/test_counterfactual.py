@@ -127,16 +127,21 @@ def test_winner_unknown_to_the_ledger_gets_its_capacity_from_its_fill():
     assert c["mechanisms"]["pro_rata"]["ex_post"]["total_usd"] == pytest.approx(10.0)
 
 
-def test_two_winners_hand_computed():
-    # Two shorts against a bankrupt long vault; ETH falls to 100. Winner a: short 2 @ 150 (uPnL
-    # 100), b: short 1 @ 120 (uPnL 20). The venue ADLs a's whole 2 ETH at 105 vs mark 100:
-    # needed = 5·2 = 10. Pro-rata takes 10·100/120 from a and 10·20/120 from b.
+def _two_winner_wave():
     eng = Engine("hyperliquid", 5000, (0,), Ledger())
     eng.apply(AccountSnapshot("hyperliquid", "0xa", 1000.0, (PositionSnapshot("ETH", -2.0, 150.0, 100.0),), 0))
     eng.apply(AccountSnapshot("hyperliquid", "0xb", 1000.0, (PositionSnapshot("ETH", -1.0, 120.0, 100.0),), 0))
     eng.apply(AccountSnapshot("hyperliquid", VAULT, -40.0, (PositionSnapshot("ETH", 3.0, 100.0, 100.0),), 0))
     eng.apply(_adl("0xa", "ETH", BUY, 105.0, 2.0, -2.0, 100.0, pnl=90.0))
     (wave,) = eng.finish()
+    return wave
+
+
+def test_two_winners_hand_computed():
+    # Two shorts against a bankrupt long vault; ETH falls to 100. Winner a: short 2 @ 150 (uPnL
+    # 100), b: short 1 @ 120 (uPnL 20). The venue ADLs a's whole 2 ETH at 105 vs mark 100:
+    # needed = 5·2 = 10. Pro-rata takes 10·100/120 from a and 10·20/120 from b.
+    wave = _two_winner_wave()
     assert wave.needed_usd == pytest.approx(10.0)
     c = Counterfactual(CounterfactualConfig(mechanisms=("pro_rata", "queue_pnl"))).report(wave)["counterfactual"]
     x = {n: m["ex_post"] for n, m in c["mechanisms"].items()}
@@ -296,3 +301,34 @@ def test_metrics_do_not_export_excess_vs_optimal_for_an_unknown_optimum():
     assert math.isnan(get("adlmon_adl_last_wave_excess_vs_optimal_usd", lab))
     share = get("adlmon_adl_last_wave_max_share_ratio", {"venue": "hyperliquid", "mechanism": PRODUCTION})
     assert share == math.inf
+
+
+def test_risk_based_drains_the_most_levered_winner_first_hand_computed():
+    # The two-winner wave above. Account value (the snapshot's) 1000 each; gross leverage
+    # a 200/1000, b 100/1000. Gap 5 per contract, so 10/5 = 2 contracts to close.
+    # Water-filling: both end at L with (200 − 100 r_a)/1000 = (100 − 100 r_b)/1000 = L and
+    # r_a + r_b = 2, so L = 100/2000, r_a = 2 − 10 L = 1.5, r_b = 1 − 10 L = 0.5; haircut 5 r.
+    wave = _two_winner_wave()
+    c = Counterfactual(CounterfactualConfig(mechanisms=("risk_based",))).report(wave)["counterfactual"]
+    rb = c["mechanisms"]["risk_based"]["ex_post"]
+    level = 100.0 / 2000.0
+    r_a, r_b = 2 - 10 * level, 1 - 10 * level
+    assert rb["contracts"] == pytest.approx(2.0)
+    assert rb["total_usd"] == pytest.approx(10.0)
+    assert rb["max_share"] == pytest.approx(max(5 * r_a / 100.0, 5 * r_b / 20.0))
+    assert rb["accounts_touched"] == 2
+
+
+def test_risk_based_is_in_every_wave_report_and_the_scorecard(reports):
+    from adlmon.scorecard import row_from_report
+    feasible = 0
+    for rep in reports:
+        rb = rep["counterfactual"]["mechanisms"]["risk_based"]["ex_post"]
+        # contracts × gap = B where the winners with capacity hold enough contracts; like
+        # every rule it takes nothing from an account without capacity (issue 8).
+        assert rb["total_usd"] <= rep["needed_usd"] * (1 + 1e-9)
+        if rb["feasible"]:
+            assert rb["total_usd"] == pytest.approx(rep["needed_usd"], rel=1e-9)
+            feasible += 1
+        assert row_from_report(rep)["policies"]["risk_based"]["total_usd"] == rb["total_usd"]
+    assert feasible, "no wave where risk-based ADL could carry B: the equality is never checked"

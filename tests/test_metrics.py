@@ -67,10 +67,54 @@ def test_catalogue_names_follow_prometheus_conventions():
 
 
 def test_no_family_carries_an_account_or_address_label():
+    # ``address`` only on the watch gauges, whose values come from [exposure] watch (<= 20).
     allowed = {"venue", "horizon", "mechanism", "channel", "source", "reason", "pool", "kind",
-               "version", "python", "task", "sink"}
+               "version", "python", "task", "sink", "coin", "side"}
     for fam in FAMILIES:
-        assert set(fam.labels) <= allowed, (fam.name, fam.labels)
+        extra = {"address"} if fam.name.startswith("adlmon_adl_watch_") else set()
+        assert set(fam.labels) <= allowed | extra, (fam.name, fam.labels)
+
+
+def test_exposure_series_are_capped_aggregated_and_replaced():
+    from adlmon.metrics import MAX_EXPOSURE_COINS, MAX_WATCH
+    m = Metrics(process_collectors=False)
+    n = MAX_EXPOSURE_COINS + 5
+    sides = {(f"C{i:02d}", "long"): {"positions": 2.0, "capacity_usd": float(100 + i),
+                                     "top10_share": 0.5} for i in range(n)}
+    watch = {(f"0x{k:040x}", "C24", "long"): (k + 1, 0.5) for k in range(MAX_WATCH + 3)}
+    m.set_exposure("hyperliquid", sides, watch)
+    text = m.exposition().decode()
+    caps = {s.labels["coin"]: s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == "adlmon_adl_queue_capacity_usd"}
+    # the largest capacities keep their name, the 5 smallest are summed into "other"
+    assert len(caps) == MAX_EXPOSURE_COINS + 1
+    assert caps["other"] == sum(100.0 + i for i in range(5))
+    assert "C04" not in caps and caps["C24"] == 124.0
+    ranks = [s for f in text_string_to_metric_families(text) for s in f.samples
+             if s.name == "adlmon_adl_watch_rank"]
+    assert len(ranks) == MAX_WATCH
+    # the next refresh replaces the series: a coin that left the queue disappears
+    m.set_exposure("hyperliquid", {("C24", "long"): sides[("C24", "long")]}, {})
+    assert value(m, "adlmon_adl_queue_capacity_usd", venue="hyperliquid", coin="C00",
+                 side="long") is None
+    assert value(m, "adlmon_adl_queue_capacity_usd", venue="hyperliquid", coin="other",
+                 side="long") is None
+    assert value(m, "adlmon_adl_watch_rank", venue="hyperliquid", address=f"0x{0:040x}",
+                 coin="C24", side="long") is None
+    # with no watched position ranked the family still has a series (NaN: the alert is quiet)
+    assert math.isnan(value(m, "adlmon_adl_watch_rank", venue="hyperliquid", address="",
+                            coin="", side=""))
+
+
+def test_backstop_capacity_and_absorbable_shortfall():
+    m = Metrics(process_collectors=False)
+    m.set_insurance_fund("hyperliquid", "hlp_liquidator", 1000.0)
+    m.set_insurance_fund("hyperliquid", "hlp_liquidator_2", -50.0)
+    m.set_deficit("hyperliquid", 300.0)
+    assert value(m, "adlmon_adl_backstop_capacity_usd", venue="hyperliquid") == 1000.0
+    assert value(m, "adlmon_adl_shortfall_absorbable_usd", venue="hyperliquid") == 700.0
+    m.set_deficit("hyperliquid", 5000.0)
+    assert value(m, "adlmon_adl_shortfall_absorbable_usd", venue="hyperliquid") == 0.0
 
 
 def test_fresh_metrics_expose_every_catalogued_family():

@@ -378,6 +378,10 @@ class Ledger:
         equity, upnl = self.equities(users, cache)
         return HoldersView(coin, sign, self.mark(coin), users, size, entry, equity, upnl)
 
+    def holder_count(self, coin: str) -> int:
+        """Open positions in ``coin`` (both sides), O(1)."""
+        return len(self._books.get(coin, ()))
+
     def users(self) -> list[str]:
         return list(self._accounts)
 

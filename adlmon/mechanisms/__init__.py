@@ -13,6 +13,8 @@ Conventions (all allocators):
       contract_pro_rata(q, gap_per_contract, budget, *, lot=1.0)
       min_max_integer(q, gap_per_contract, u, budget, time_limit_s=10.0, *, lot=1.0, owner=None,
                       method="mip")
+      risk_based(q, mark, equity, contracts_needed, gap_per_contract=0.0, *, exposure=None,
+                 factor_beta=1.0)   (leverage draining, riskbased.py: reductions, not haircuts)
   * Feasibility is reported, never raised: each plain function has an ``allocate_*`` twin with
     the same arguments returning a frozen record (allocation.py): ``Allocation`` (x, budget,
     capacity, feasible, level, allocated, shortfall_usd), ``ContractAllocation`` (+ contracts,
@@ -113,6 +115,7 @@ from .measures import (
     tracking_loss,
     undershoot,
 )
+from .riskbased import allocate_risk_based, post_leverage, risk_based
 from .severity import (
     BackoffSeverity,
     FixedSeverity,
@@ -151,8 +154,11 @@ __all__ += [
     "path_variation",
     "pmr",
     "ptsr",
+    "allocate_risk_based",
+    "post_leverage",
     "rank_audit",
     "rd_nse",
+    "risk_based",
     "regret_bound_usd",
     "round_loss",
     "severity_regret_usd",

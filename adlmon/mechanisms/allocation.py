@@ -148,13 +148,14 @@ def as_weights(weights, n: int, name: str = "weights") -> np.ndarray:
     return w
 
 
-def as_scores(score, n: int) -> np.ndarray:
-    """Queue scores of shape (n,); NaN is allowed and ranks last (see ``queue``)."""
+def as_scores(score, n: int, name: str = "score") -> np.ndarray:
+    """Queue scores (or any per-entry value, named ``name``) of shape (n,), a scalar
+    broadcast; NaN is allowed (a NaN score ranks last, see ``queue``)."""
     s = np.asarray(score, dtype=np.float64)
     if s.ndim == 0:
         s = np.full(n, float(s))
     if s.shape != (n,):
-        raise ValueError(f"score must be a scalar or have shape ({n},), got {s.shape}")
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {s.shape}")
     return s
 
 

@@ -114,20 +114,27 @@ def highs_qp(u, beta, weight, budget):
     QPs by 1e-7 * I, which only stays negligible when the Hessian is well scaled.
     """
     idx = np.flatnonzero((u > 0) & (beta > 0) & (weight > 0))
-    m = idx.size
     root = np.sqrt(u[idx] * weight[idx])
     a = root / root.max()  # sum a_i y_i = B / root.max()
-    rhs = budget / root.max()
+    y = highs_identity_qp(np.zeros(idx.size), beta[idx] * u[idx] / root, a, budget / root.max())
+    hx = np.zeros(u.size)
+    hx[idx] = y * root / u[idx]
+    return hx
+
+
+def highs_identity_qp(lower, upper, a, rhs):
+    """min Σ y_i²  s.t.  Σ a_i y_i = rhs,  lower <= y <= upper   (HiGHS QP, Hessian 2·I)."""
+    m = len(a)
     model = highspy.HighsModel()
     lp = model.lp_
     lp.num_col_, lp.num_row_ = m, 1
     lp.col_cost_ = np.zeros(m)
-    lp.col_lower_, lp.col_upper_ = np.zeros(m), beta[idx] * u[idx] / root
-    lp.row_lower_ = lp.row_upper_ = np.array([rhs])
+    lp.col_lower_, lp.col_upper_ = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    lp.row_lower_ = lp.row_upper_ = np.array([rhs], dtype=float)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = np.arange(m + 1, dtype=np.int32)
     lp.a_matrix_.index_ = np.zeros(m, dtype=np.int32)
-    lp.a_matrix_.value_ = a
+    lp.a_matrix_.value_ = np.asarray(a, dtype=float)
     hess = model.hessian_
     hess.dim_ = m
     hess.format_ = highspy.HessianFormat.kTriangular
@@ -138,9 +145,7 @@ def highs_qp(u, beta, weight, budget):
     h.passModel(model)
     h.run()
     assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    hx = np.zeros(u.size)
-    hx[idx] = np.asarray(h.getSolution().col_value) * root / u[idx]
-    return hx
+    return np.asarray(h.getSolution().col_value)
 
 
 def kkt_residual(u, beta, weight, x, budget):
