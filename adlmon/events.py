@@ -180,3 +180,13 @@ class ParseError(ValueError):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+class PartialParseError(ParseError):
+    """Some parts of a frame were bad, others good: ``events`` are the good parts'
+    events. The caller publishes them and counts the frame as an error (bad input
+    never loses accepted data)."""
+
+    def __init__(self, reason: str, message: str, events: list):
+        super().__init__(reason, message)
+        self.events = list(events)

@@ -70,8 +70,8 @@ DEFAULT_MECHANISMS = (
 # Why a websocket session ended. Close codes are RFC 6455 §7.4.1; 1006 means the
 # TCP connection dropped without a close frame.
 RECONNECT_REASONS = (
-    "close_1000", "close_1001", "abnormal_1006", "close_1011", "close_1012", "close_other",
-    "timeout", "ping_timeout", "silence", "error_payload", "http_429", "http_5xx",
+    "close_1000", "close_1001", "abnormal_1006", "close_1008", "close_1011", "close_1012",
+    "close_other", "timeout", "ping_timeout", "silence", "error_payload", "http_429", "http_5xx",
     "connect_error", "server_restart", "frame_too_large", "other",
 )
 OTHER = "other"
