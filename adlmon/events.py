@@ -130,6 +130,7 @@ class LiquidationOrder:
     avg_px: float | None
     time_ms: int
     bankruptcy_loss_usd: float | None = None
+    pool: str | None = None  # the insurance pool the venue names for it (OKX instFamily)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class InsuranceFund:
     pool: str
     balance_usd: float
     time_ms: int
+    symbols: tuple[str, ...] = ()  # the contracts the pool backs, when the venue says
 
 
 @dataclass(frozen=True, slots=True)

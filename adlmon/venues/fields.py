@@ -1,0 +1,66 @@
+"""Reading venue JSON fields: the small checks every CEX parser needs (pure).
+
+Each raises ``ParseError`` with a stable reason (``bad_json``, ``bad_number``,
+``missing_field``, ``bad_value``), so a malformed frame is counted, never fatal.
+The number rule is Hyperliquid's (:func:`adlmon.venues.hyperliquid.parse.number`:
+finite floats from numbers or decimal strings), reused here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from adlmon.events import ParseError
+from adlmon.venues.hyperliquid.parse import number  # noqa: F401  (re-exported)
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("bad_json", f"not JSON: {exc}") from None
+
+
+def obj(value: Any, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise ParseError("bad_value", f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def lst(value: Any, field: str) -> list:
+    if not isinstance(value, list):
+        raise ParseError("bad_value", f"{field}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def req(o: dict, key: str, where: str) -> Any:
+    try:
+        return o[key]
+    except KeyError:
+        raise ParseError("missing_field", f"{where}: no {key!r}") from None
+    except TypeError:
+        raise ParseError("bad_value", f"{where}: not an object") from None
+
+
+def text(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ParseError("bad_value", f"{field}: expected a non-empty string, got {value!r:.40}")
+    return value
+
+
+def opt_number(value: Any, field: str) -> float | None:
+    """A number, or None for the venues' ``""`` / null (retired or absent fields)."""
+    return None if value is None or value == "" else number(value, field)
+
+
+def ms(value: Any, field: str) -> int:
+    """Milliseconds from an int or a digit string (the CEX venues send both)."""
+    if isinstance(value, bool):
+        raise ParseError("bad_number", f"{field}: {value!r} is not a time")
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < 1 << 53:
+        return value
+    raise ParseError("bad_number", f"{field}: {value!r:.40} is not a time in ms")
