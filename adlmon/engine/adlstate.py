@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from adlmon.events import AdlSignal, InsuranceFund, LiquidationOrder, Mark, event_time_ms
+from adlmon.events import AdlSignal, FeedGap, InsuranceFund, LiquidationOrder, Mark, event_time_ms
 
 NORMAL, WARNING, ARMED = "normal", "warning", "armed"
 LEVELS = (NORMAL, WARNING, ARMED)
@@ -51,6 +51,9 @@ class AdlRule:
 
     judge: Callable[[AdlSignal, str], tuple[str, str]]
     silence_ms: int | None = None  # no push for this long = normal (None: never decays)
+    # adlmon's own pool warning thresholds for this venue (None: the tracker's defaults)
+    drawdown_warn_ratio: float | None = None
+    shortfall_warn_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,8 @@ class AdlStateTracker:
     # ------------------------------------------------------------------ input
     def apply(self, event) -> list[Transition]:
         venue = getattr(event, "venue", None)
-        if venue is None:
-            return []
+        if venue is None or isinstance(event, FeedGap):
+            return []  # a FeedGap is stamped with local time: it must not move the venue's clock
         t = event_time_ms(event)
         out = self._decay(venue, t)
         if isinstance(event, AdlSignal):
@@ -245,14 +248,18 @@ class AdlStateTracker:
         shortfall = max(0.0, -projected)
         pool.estimate = PoolEstimate(venue, name, pool.balance, top, dd, losses, projected,
                                      shortfall, t)
-        warn = pdd >= self.drawdown_warn_ratio or shortfall > self.shortfall_warn_usd
+        rule = self.rules.get(venue)
+        ratio = self.drawdown_warn_ratio if rule is None or rule.drawdown_warn_ratio is None \
+            else rule.drawdown_warn_ratio
+        floor = self.shortfall_warn_usd if rule is None or rule.shortfall_warn_usd is None \
+            else rule.shortfall_warn_usd
+        warn = pdd >= ratio or shortfall > floor
         level = WARNING if warn else NORMAL
         if level == pool.level:
             return []
         pool.level = level
-        reason = (f"shortfall {shortfall:.2f} USD" if shortfall > self.shortfall_warn_usd
-                  else f"fund drawdown {pdd:.4f} >= {self.drawdown_warn_ratio}" if warn
-                  else "fund recovered")
+        reason = (f"shortfall {shortfall:.2f} USD" if shortfall > floor
+                  else f"fund drawdown {pdd:.4f} >= {ratio}" if warn else "fund recovered")
         tr = Transition(venue, f"pool:{name}", level, False, t, reason)
         self.warnings.append({**tr.as_signal(), "level": level})
         return [tr]

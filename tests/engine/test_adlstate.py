@@ -137,3 +137,14 @@ def test_liquidation_without_fill_price_uses_the_last_mark():
 def test_unknown_venue_signals_are_counted_not_fatal():
     tr = AdlStateTracker({})
     assert tr.apply(AdlSignal("x", "s", "adl", 1)) == [] and tr.ignored == 1
+
+
+def test_a_feed_gap_does_not_move_the_venue_clock():
+    from adlmon.events import FeedGap
+    tr = tracker()
+    tr.apply(okx(1000, "adl"))
+    tr.apply(FeedGap("okx", "adl-warning", 0, 10**13))  # local time, far ahead
+    assert tr.levels()[("okx", "BTC-USDT")] == ARMED
+    tr.apply(Mark("okx", "X", 1.0, None, 16_001))
+    assert tr.signals[-1] == {"venue": "okx", "scope": "BTC-USDT", "armed": False, "t_ms": 16_000,
+                              "reason": "silent for 15000 ms"}

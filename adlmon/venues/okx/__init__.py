@@ -1,0 +1,56 @@
+"""OKX v5, the venue's face (venues.md §4, venues-wire.md §4; issue 11).
+
+``adl-warning`` is OKX's own ADL state per instFamily (two dated shapes, the
+current one silent when normal), ``liquidation-orders`` a sample of
+liquidations with the fund's bankruptcy loss, insurance funds by REST.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from adlmon.venues import SourceContext, VenueFace
+from adlmon.venues.cexface import adl_rule, fake_factory
+from adlmon.venues.okx import rules
+from adlmon.venues.okx.config import OkxConfig
+
+COVERAGE = (
+    "Public: the venue's ADL state per instFamily (adl-warning: adl = armed, warning = a "
+    "warning; since 2026-06-09 it is pushed only in warning/adl, so silence is read as "
+    "normal after adl_silence_ms) with the live fund balance bal while pushed; the "
+    "insurance fund by REST (a daily snapshot since 2026-06-09); liquidation-orders, which "
+    "OKX says is not every liquidation (figures are lower bounds), sizes in contracts x "
+    "ctVal, with bkLoss, the fund's direct draw. Not public: ADL fills, the ADL'd accounts, "
+    "the trigger's inputs (the retired fields are empty). With a read-only key: your own "
+    "ADL fills and the adl rank of your positions."
+)
+
+
+def _sources(ctx: SourceContext):
+    from adlmon.venues.okx.ws import feeds
+
+    return feeds(ctx)
+
+
+def _capture_parser(cfg: Any):
+    from adlmon.venues.okx.parse import OkxParser
+
+    return OkxParser()
+
+
+def _demo_config(cfg: OkxConfig, fake) -> OkxConfig:
+    return dataclasses.replace(cfg, enabled=True, ws_url=fake.ws_url("/ws/v5/public"), rest_url=fake.rest_url)
+
+
+async def _fake(cascade_dir=None, speed: float = 1.0, **kw):
+    from adlmon.venues.okx.fake import FakeOkx
+
+    return await fake_factory(FakeOkx)(cascade_dir, speed, **kw)
+
+
+FACE = VenueFace(
+    name="okx", config=OkxConfig, sources=_sources, capture_parser=_capture_parser,
+    coverage=COVERAGE, fake=_fake, demo_config=_demo_config,
+    extra={"adl_rule": adl_rule(lambda cfg: rules.rule(cfg.adl_silence_ms))},
+)

@@ -1,0 +1,107 @@
+"""A fake OKX on 127.0.0.1 (issue 11 "Fake venues"): real websocket + HTTP servers.
+
+Rules played: ``{"op": "subscribe", "args": [{channel, instType|instId}]}``
+acknowledged per arg (``event: subscribe``), an unknown channel is ``event:
+error`` code 60018; the text ``ping`` is answered ``pong``; a socket without a
+client frame for ``idle_close_s`` (30 s at the venue) is closed. REST
+instruments and insurance-fund answer what the script set. :func:`scenario`
+plays the current ``adl-warning`` shape (pushes only in warning/adl, then silence).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from adlmon.venues.fakeserver import FakeConn, FakeVenue
+
+_CHANNELS = ("adl-warning", "liquidation-orders", "mark-price")
+
+
+def topic_of(arg: dict) -> str:
+    ch = arg.get("channel")
+    return f"{ch}:{arg.get('instId')}" if ch == "mark-price" else f"{ch}:{arg.get('instType')}"
+
+
+class FakeOkx(FakeVenue):
+    venue = "okx"
+    idle_close_s = 30.0
+
+    async def on_text(self, conn: FakeConn, text: str) -> None:
+        if text == "ping":
+            await conn.ws.send_str("pong")
+            return
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            await conn.ws.send_str(orjson.dumps({"event": "error", "code": "60012",
+                                                 "msg": f"Illegal request: {text[:40]}"}).decode())
+            return
+        if msg.get("op") != "subscribe":
+            return
+        for arg in msg.get("args") or []:
+            if arg.get("channel") not in _CHANNELS:
+                await conn.ws.send_str(orjson.dumps({"id": msg.get("id"), "event": "error", "code": "60018",
+                                                     "msg": f"Wrong URL or channel:{arg.get('channel')}",
+                                                     "connId": "fake"}).decode())
+                continue
+            conn.topics.add(topic_of(arg))
+            await conn.ws.send_str(orjson.dumps({"id": msg.get("id"), "event": "subscribe", "arg": arg,
+                                                 "connId": "fake"}).decode())
+
+
+def adl_warning(ts: int, fam: str, state: str, bal: str, inst_type: str = "SWAP") -> tuple[str, str]:
+    retired = {k: "" for k in ("ccy", "maxBal", "maxBalTs", "adlType", "adlBal", "adlRecBal", "decRate",
+                               "adlRate", "adlRecRate")}
+    return f"adl-warning:{inst_type}", orjson.dumps({
+        "arg": {"channel": "adl-warning", "instType": inst_type},
+        "data": [{"instType": inst_type, "instFamily": fam, "state": state, "bal": bal, "ts": str(ts),
+                  **retired}]}).decode()
+
+
+def liquidation(ts: int, inst: str, side: str, sz: str, bk_px: str, bk_loss: str,
+                inst_type: str = "SWAP") -> tuple[str, str]:
+    fam = inst.rsplit("-", 1)[0]
+    return f"liquidation-orders:{inst_type}", orjson.dumps({
+        "arg": {"channel": "liquidation-orders", "instType": inst_type},
+        "data": [{"instId": inst, "instFamily": fam, "uly": fam, "instType": inst_type,
+                  "details": [{"side": side, "posSide": "long" if side == "sell" else "short", "bkPx": bk_px,
+                               "sz": sz, "bkLoss": bk_loss, "ccy": "", "ts": str(ts)}]}]}).decode()
+
+
+def mark(ts: int, inst: str, px: str) -> tuple[str, str]:
+    return f"mark-price:{inst}", orjson.dumps({"arg": {"channel": "mark-price", "instId": inst}, "data": [
+        {"instType": "SWAP", "instId": inst, "markPx": px, "ts": str(ts)}]}).decode()
+
+
+def rest_instruments(rows: list[tuple[str, str]]) -> str:
+    return orjson.dumps({"code": "0", "msg": "", "data": [
+        {"instId": i, "instFamily": i.rsplit("-", 1)[0], "instType": "SWAP", "ctVal": c} for i, c in rows]}).decode()
+
+
+def rest_insurance(ts: int, fam: str, total: str) -> str:
+    return orjson.dumps({"code": "0", "msg": "", "data": [{"total": total, "instFamily": fam, "instType": "SWAP",
+                                                            "details": [{"balance": total, "amt": "", "ccy": "USDT",
+                                                                         "type": "regular_update", "ts": str(ts)}]}]}).decode()
+
+
+T0 = 1_782_000_000_000  # after 2026-06-09: the current adl-warning shape
+
+
+def scenario(t0: int = T0) -> list[tuple[str, tuple]]:
+    """BTC-USDT goes warning, adl, warning, adl, then silence (normal after the
+    silence timeout, seen on the marks' clock); its fund falls from 1000000 to 500000,
+    and a liquidation's bkLoss of 600000 projects a shortfall."""
+    return [
+        ("preset", ("/api/v5/public/instruments", rest_instruments([("BTC-USDT-SWAP", "0.01")]))),
+        ("preset", ("/api/v5/public/insurance-fund", rest_insurance(t0, "BTC-USDT", "1000000"))),
+        ("push", mark(t0, "BTC-USDT-SWAP", "100000")),
+        ("push", adl_warning(t0 + 1000, "BTC-USDT", "warning", "900000")),
+        ("push", adl_warning(t0 + 2000, "BTC-USDT", "adl", "700000")),
+        ("push", ("adl-warning:SWAP", '{"arg":{"channel":"adl-warning"},"data":[{"state":"adl"}]}')),  # fault
+        ("push", adl_warning(t0 + 3000, "BTC-USDT", "warning", "600000")),
+        ("drop", ()),
+        ("push", adl_warning(t0 + 4000, "BTC-USDT", "adl", "500000")),
+        ("push", liquidation(t0 + 4500, "BTC-USDT-SWAP", "sell", "300", "99000", "600000")),
+        ("push", mark(t0 + 19000, "BTC-USDT-SWAP", "99500")),   # 15 000 ms after 4000: not yet
+        ("push", mark(t0 + 19001, "BTC-USDT-SWAP", "99600")),   # past: normal at t0 + 19000
+    ]
