@@ -56,6 +56,7 @@ class FakeVenue:
         self.rest_faults: dict[str, list[int]] = {}
         self.connections_total = 0
         self.closed_idle = 0
+        self.app_pings = 0  # the venue's application pings received (venue on_text counts)
         self._runner: web.AppRunner | None = None
         self._site_port = 0
         self._tasks: set[asyncio.Task] = set()

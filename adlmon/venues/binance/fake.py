@@ -26,6 +26,7 @@ class FakeBinance(FakeVenue):
         self.ping_every_s = ping_every_s
         self.pong_timeout_s = pong_timeout_s
         self.closed_no_pong = 0
+        self.pings_sent = 0
 
     def accepts(self, path: str) -> bool:
         return path.startswith("/market/")
@@ -43,6 +44,7 @@ class FakeBinance(FakeVenue):
             before = conn.pongs
             try:
                 await conn.ws.ping(b"fake")
+                self.pings_sent += 1
             except (ConnectionResetError, RuntimeError):
                 return
             waited = 0.0

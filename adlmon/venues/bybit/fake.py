@@ -28,6 +28,7 @@ class FakeBybit(FakeVenue):
             return
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "ping":
+            self.app_pings += 1
             await conn.ws.send_str(orjson.dumps({"success": True, "ret_msg": "pong", "conn_id": "fake",
                                                  "req_id": msg.get("req_id", ""), "op": "ping"}).decode())
         elif op == "subscribe":

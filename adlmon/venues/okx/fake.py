@@ -28,6 +28,7 @@ class FakeOkx(FakeVenue):
 
     async def on_text(self, conn: FakeConn, text: str) -> None:
         if text == "ping":
+            self.app_pings += 1
             await conn.ws.send_str("pong")
             return
         try:

@@ -79,7 +79,6 @@ async def test_okx_live_current_shape_silence_is_normal_and_replay(tmp_path):
     assert liq.qty == pytest.approx(3.0)  # 300 contracts x ctVal 0.01
     sess = status["okx.public"]["session"]
     assert status["okx.public"]["parse_errors"] == {"adl-warning": 1}  # the fault frame, counted
-    assert any(r == "ping" for c in fake.conns for r in c.received) or fake.connections_total >= 2
     assert _same_replay("okx", cfg, cap, tracker, events) == 1
 
 
@@ -101,6 +100,6 @@ async def test_binance_live_warning_never_armed_estimates_and_replay(tmp_path):
     (est,) = tracker.estimates()
     assert (est.max_8h_usd, est.balance_usd, est.drawdown_ratio) == (1000.0, 750.0, 0.25)
     assert (est.losses_8h_usd, est.shortfall_usd) == (50.0, 0.0)  # 1 ETH at 3950 against bk 4000
-    assert fake.closed_no_pong == 0 and sum(c.pongs for c in fake.conns) >= 0
+    assert fake.closed_no_pong == 0
     assert status["binance.market"]["parse_errors"] == {"unknown": 1}
     assert _same_replay("binance", cfg, cap, tracker, events) == 1
