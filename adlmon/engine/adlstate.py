@@ -265,6 +265,10 @@ class AdlStateTracker:
         return [tr]
 
     # ------------------------------------------------------------------ views
+    def pool_of(self, venue: str, symbol: str) -> str | None:
+        """The pool a symbol's liquidations draw on, as the funds' symbol lists say."""
+        return self._symbol_pool.get((venue, symbol))
+
     def estimates(self) -> list[PoolEstimate]:
         return [p.estimate for _k, p in sorted(self._pools.items()) if p.estimate is not None]
 

@@ -8,6 +8,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from adlmon.engine.adlsink import AdlStateSink
 from adlmon.engine.adlstate import AdlStateTracker
 from adlmon.io.capture import CaptureWriter, decode_line
 from adlmon.events import ParseError
@@ -29,11 +30,12 @@ async def run_live(name: str, fake, steps, tmp: Path, done, **cfg_kw):
     cfg = dataclasses.replace(f.demo_config(f.config(), fake), **cfg_kw)
     tracker = tracker_for(name, cfg)
     events = []
-    metrics = Metrics()
+    metrics = Metrics(venues=(name,))
+    sink = AdlStateSink(tracker, metrics)  # what the daemon does with every batch
 
     async def publish(batch):
         events.extend(batch)
-        tracker.apply_all(batch)
+        sink.apply(batch)
 
     cap_dir = tmp / "capture"
     capture = CaptureWriter(cap_dir, name, compress=False)

@@ -12,6 +12,10 @@ from adlmon.venues.okx import fake as okf
 
 from .live import replay, run_live
 
+
+def gauge(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels)
+
 FAST = dict(insurance_poll_interval_s=0.05, ping_interval_s=0.3, liveness_timeout_s=2.0,
             backoff_initial_s=0.01, backoff_max_s=0.05, quarantine_path="")
 
@@ -53,6 +57,16 @@ async def test_bybit_live_transitions_estimates_and_replay(tmp_path):
     assert linear["reconnects"].get("abnormal_1006", 0) >= 1
     assert status["bybit.linear"]["parse_errors"] == {"unknown": 1}  # the garbage frame, counted
     assert fake.rest_requests and all(r.startswith("/v5/market/") for r in fake.rest_requests)
+    by = {"venue": "bybit"}
+    for scope in ("ZORAUSDT", "FWOGUSDT"):
+        assert gauge(metrics, "adlmon_adl_armed", **by, scope=scope) == 0  # both armed once, now off
+    assert gauge(metrics, "adlmon_adl_transitions_total", **by, level="armed") == 2
+    pool = {"venue": "bybit", "pool": "USDT:ZORAUSDT"}
+    assert gauge(metrics, "adlmon_insurance_fund_drawdown_ratio", **pool) == 0.25
+    assert gauge(metrics, "adlmon_insurance_fund_losses_usd", **pool) == pytest.approx(2000.0)
+    assert gauge(metrics, "adlmon_insurance_fund_shortfall_usd", **pool) == 0.0
+    assert gauge(metrics, "adlmon_adl_warning", **by, scope="pool:USDT:ZORAUSDT") == 1
+    assert gauge(metrics, "adlmon_liquidations_total", **by) == 1
     assert _same_replay("bybit", cfg, cap, tracker, events) == 1
 
 
@@ -79,6 +93,12 @@ async def test_okx_live_current_shape_silence_is_normal_and_replay(tmp_path):
     assert liq.qty == pytest.approx(3.0)  # 300 contracts x ctVal 0.01
     sess = status["okx.public"]["session"]
     assert status["okx.public"]["parse_errors"] == {"adl-warning": 1}  # the fault frame, counted
+    ok, pool = {"venue": "okx"}, {"venue": "okx", "pool": "BTC-USDT"}
+    assert gauge(metrics, "adlmon_adl_armed", **ok, scope="BTC-USDT") == 0
+    assert gauge(metrics, "adlmon_adl_warning", **ok, scope="BTC-USDT") == 0  # normal after the silence
+    assert gauge(metrics, "adlmon_insurance_fund_drawdown_ratio", **pool) == 0.5
+    assert gauge(metrics, "adlmon_insurance_fund_shortfall_usd", **pool) == 100000.0
+    assert gauge(metrics, "adlmon_adl_warning", **ok, scope="pool:BTC-USDT") == 1
     assert _same_replay("okx", cfg, cap, tracker, events) == 1
 
 
@@ -102,4 +122,11 @@ async def test_binance_live_warning_never_armed_estimates_and_replay(tmp_path):
     assert (est.losses_8h_usd, est.shortfall_usd) == (50.0, 0.0)  # 1 ETH at 3950 against bk 4000
     assert fake.closed_no_pong == 0
     assert status["binance.market"]["parse_errors"] == {"unknown": 1}
+    bn, pool = {"venue": "binance"}, {"venue": "binance", "pool": "USDT:BTCUSDT"}
+    assert gauge(metrics, "adlmon_adl_armed", **bn, scope="ETHUSDT") == 0  # warned once: a series, never 1
+    assert gauge(metrics, "adlmon_adl_warning", **bn, scope="ETHUSDT") == 0
+    assert gauge(metrics, "adlmon_insurance_fund_drawdown_ratio", **pool) == 0.25
+    assert gauge(metrics, "adlmon_insurance_fund_losses_usd", **pool) == 50.0
+    assert gauge(metrics, "adlmon_liquidations_total", **bn) == 2
+    assert gauge(metrics, "adlmon_liquidation_notional_usd_total", **bn) == 4000.0 + 100000.0
     assert _same_replay("binance", cfg, cap, tracker, events) == 1
