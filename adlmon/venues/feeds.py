@@ -57,7 +57,7 @@ class FrameAdapter:
 
     venue: str
     channels: Sequence[ChannelPolicy]
-    subs: list
+    subs: Any  # the subscribe messages, or a callable returning them
     classify: Callable[[Any], tuple[str, str]]
     parse_obj: Callable[[Any], list[Event]]
     ping: Any = None  # JSON message, or bytes for a literal text frame
@@ -68,7 +68,8 @@ class FrameAdapter:
     src: str = ""
 
     def subscriptions(self) -> list:
-        return list(self.subs)
+        # a callable: messages built at each connect (a private stream's signed auth)
+        return list(self.subs() if callable(self.subs) else self.subs)
 
     def ping_message(self) -> Any:
         return self.ping

@@ -43,7 +43,8 @@ def _capture_parser(cfg: Any):
 
 def _demo_config(cfg: BybitConfig, fake) -> BybitConfig:
     return dataclasses.replace(cfg, enabled=True, linear_url=fake.ws_url("/v5/public/linear"),
-                               inverse_url=fake.ws_url("/v5/public/inverse"), rest_url=fake.rest_url)
+                               inverse_url=fake.ws_url("/v5/public/inverse"),
+                               private_url=fake.ws_url("/v5/private"), rest_url=fake.rest_url)
 
 
 async def _fake(cascade_dir=None, speed: float = 1.0, **kw):

@@ -10,6 +10,9 @@ script set. :func:`scenario` is a scripted fund drawdown and alert sequence.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import orjson
 
 from adlmon.venues.fakeserver import FakeConn, FakeVenue
@@ -17,9 +20,18 @@ from adlmon.venues.fakeserver import FakeConn, FakeVenue
 _TOPICS = ("adlAlert.", "insurance.", "allLiquidation.", "tickers.")
 
 
+_PRIVATE = ("execution", "position")
+
+
 class FakeBybit(FakeVenue):
     venue = "bybit"
     idle_close_s = 600.0
+
+    def __init__(self, *, api_key: str = "", api_secret: str = "", **kw):
+        super().__init__(**kw)
+        self.api_key, self.api_secret = api_key, api_secret
+        self.authed: set[int] = set()
+        self.auth_failures = 0
 
     async def on_text(self, conn: FakeConn, text: str) -> None:
         try:
@@ -31,9 +43,25 @@ class FakeBybit(FakeVenue):
             self.app_pings += 1
             await conn.ws.send_str(orjson.dumps({"success": True, "ret_msg": "pong", "conn_id": "fake",
                                                  "req_id": msg.get("req_id", ""), "op": "ping"}).decode())
+        elif op == "auth":
+            key, expires, sign = (msg.get("args") or [None, 0, ""])[:3]
+            want = hmac.new(self.api_secret.encode(), f"GET/realtime{expires}".encode(),
+                            hashlib.sha256).hexdigest()
+            ok = bool(self.api_key) and key == self.api_key and sign == want
+            if ok:
+                self.authed.add(id(conn))
+            else:
+                self.auth_failures += 1
+            await conn.ws.send_str(orjson.dumps({"success": ok, "ret_msg": "" if ok else "invalid signature",
+                                                 "op": "auth", "conn_id": "fake"}).decode())
         elif op == "subscribe":
             args = msg.get("args") or []
-            bad = [a for a in args if not str(a).startswith(_TOPICS)]
+            private = conn.path.endswith("/private")
+            if private and id(conn) not in self.authed:
+                await conn.ws.send_str(orjson.dumps({"success": False, "ret_msg": "not authenticated",
+                                                     "op": "subscribe"}).decode())
+                return
+            bad = [a for a in args if not (a in _PRIVATE if private else str(a).startswith(_TOPICS))]
             if len(args) > 10 or bad:
                 why = "args size > 10" if len(args) > 10 else f"error:handler not found,topic:{bad[0]}"
                 await conn.ws.send_str(orjson.dumps({"success": False, "ret_msg": why, "conn_id": "fake",
@@ -74,7 +102,35 @@ def rest_insurance(ts: int, rows: list[tuple[str, str, str]]) -> str:
         {"coin": c, "symbols": s, "balance": b, "value": b} for c, s, b in rows]}, "time": ts}).decode()
 
 
+def execution(t: int, symbol: str, side: str, px: str, qty: str, mark: str, exec_id: str,
+              exec_type: str = "AdlTrade") -> tuple[str, str]:
+    return "execution", orjson.dumps({"topic": "execution", "creationTime": t, "data": [{
+        "category": "linear", "symbol": symbol, "side": side, "execPrice": px, "execQty": qty,
+        "execType": exec_type, "execTime": str(t), "execId": exec_id, "markPrice": mark, "execFee": "0",
+        "closedSize": qty}]}).decode()
+
+
+def position(t: int, symbol: str, side: str, size: str, avg: str, rank: int) -> tuple[str, str]:
+    return "position", orjson.dumps({"topic": "position", "creationTime": t, "data": [{
+        "category": "linear", "symbol": symbol, "side": side, "size": size, "avgPrice": avg,
+        "adlRankIndicator": rank, "updatedTime": str(t)}]}).decode()
+
+
 T0 = 1_760_000_000_000
+
+
+def user_scenario(t0: int = T0) -> list[tuple[str, tuple]]:
+    """Your long 2 BTC (entry 50000, rank 5) is ADL'd in two fills 1 s apart at 60000
+    and 59900 while the mark is 61000 and 60500, then a third, 10 s later (a second
+    wave), closes the rest. B of wave 1 = 1000·1 + 600·0.5 = 1300; of wave 2 = 500·0.5."""
+    return [
+        ("push", position(t0, "BTCUSDT", "Buy", "2", "50000", 5)),
+        ("push", execution(t0 + 1000, "BTCUSDT", "Sell", "60000", "1", "61000", "e1")),
+        ("push", execution(t0 + 2000, "BTCUSDT", "Sell", "59900", "0.5", "60500", "e2")),
+        ("drop", ()),
+        ("push", execution(t0 + 12000, "BTCUSDT", "Sell", "59000", "0.5", "59500", "e3")),
+        ("push", position(t0 + 12000, "BTCUSDT", "", "0", "0", 0)),
+    ]
 
 
 def scenario(t0: int = T0) -> list[tuple[str, tuple]]:

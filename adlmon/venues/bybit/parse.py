@@ -16,7 +16,8 @@ Public topics:
 - ``tickers.{symbol}`` (snapshot then deltas) -> ``Mark`` when ``markPrice`` is in.
 - REST ``/v5/market/adlAlert`` (camelCase, strings) -> the same ``AdlSignal`` s.
 
-Private topics (:mod:`.private`) are parsed there. Control frames (pong,
+Private topics (``execution``, ``position``: your own ADL) go to :mod:`.private`,
+with the same parser's marks. Control frames (pong,
 subscribe acks) give no events; ``success: false`` is ``ParseError("venue_error")``.
 """
 
@@ -25,7 +26,10 @@ from __future__ import annotations
 from typing import Any
 
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
+from adlmon.venues.bybit.private import CHANNELS as PRIVATE_CHANNELS
+from adlmon.venues.bybit.private import parse_private
 from adlmon.venues.fields import loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "bybit"
 CHANNELS = ("adlAlert", "insurance", "allLiquidation", "tickers")
@@ -70,6 +74,8 @@ class BybitParser:
 
     def __init__(self):
         self.marks: dict[str, float] = {}
+        self.own = OwnPositions(VENUE)
+        self.own.marks = self.marks
 
     # -------------------------------------------------------------- websocket
     def parse_frame(self, raw: bytes | str) -> list[Event]:
@@ -85,6 +91,8 @@ class BybitParser:
             raise ParseError("unknown_shape", "frame has neither topic nor op")
         topic = text(o["topic"], "topic")
         ch = channel_of(topic)
+        if ch in PRIVATE_CHANNELS:
+            return parse_private(self.own, o)
         t = ms(req(o, "ts", topic), f"{topic} ts")
         if ch == "adlAlert":
             items = o.get("data") if o.get("data") is not None else o.get("list")

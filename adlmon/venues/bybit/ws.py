@@ -9,10 +9,18 @@ ping ``{"req_id": "100001", "op": "ping"}`` every 20 s; its answer
 ``tickers`` are busy channels; ``insurance`` (sent only on change) and
 ``allLiquidation`` are quiet. REST polls ``/v5/market/insurance`` per pool coin
 and ``/v5/market/adlAlert`` (the same trigger inputs, each minute).
+
+With read-only keys (:mod:`adlmon.venues.keys`), a third socket on the private
+URL authenticates (``op: "auth"``, signed at each connect) and subscribes
+``execution`` and ``position``: your own fills (ADL = ``AdlTrade``) and rank.
+The key is sent, never received, so it is never in the capture.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from typing import Any
 
 from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy
@@ -21,8 +29,18 @@ from adlmon.venues.bybit.config import BybitConfig
 from adlmon.venues.bybit.parse import VENUE, BybitParser, channel_of
 from adlmon.venues.feeds import Connection, FrameAdapter, RestPoll, VenueFeeds
 from adlmon.net.quarantine import Quarantine
+from adlmon.venues.keys import ApiKeys, load_keys
 
 PING = {"req_id": "100001", "op": "ping"}
+PRIVATE_TOPICS = ["execution", "position"]
+
+
+def auth_message(keys: ApiKeys, now_s: float) -> dict:
+    """The private socket's auth (wss-authentication.mdx): HMAC-SHA256 of
+    ``GET/realtime{expires}`` with the secret, valid 10 s."""
+    expires = int((now_s + 10) * 1000)
+    sign = hmac.new(keys.secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
+    return {"req_id": "auth", "op": "auth", "args": [keys.key, expires, sign]}
 
 
 def classify(obj: Any) -> tuple[str, str]:
@@ -33,7 +51,7 @@ def classify(obj: Any) -> tuple[str, str]:
             return PONG, ""
         if obj.get("success") is False:
             return ERROR, ""
-        if obj.get("op") == "subscribe":
+        if obj.get("op") in ("subscribe", "auth"):
             return ACK, ""
     raise ValueError("not a Bybit frame")
 
@@ -73,6 +91,12 @@ def feeds(ctx: SourceContext) -> VenueFeeds:
             classify, parser.parse_obj, ping=PING,
             fatal=lambda o: o.get("op") == "subscribe"))
         for name, url, pools, syms in conns]
+    keys = load_keys(cfg)
+    if keys is not None:  # your own ADL: execution + position on the private socket
+        connections.append(Connection("private", cfg.private_url, FrameAdapter(
+            VENUE, [ChannelPolicy("execution"), ChannelPolicy("position")],
+            lambda: [auth_message(keys, time.time()), {"op": "subscribe", "args": PRIVATE_TOPICS}],
+            classify, parser.parse_obj, ping=PING, fatal=lambda o: o.get("op") in ("subscribe", "auth"))))
     return VenueFeeds(
         VENUE, connections, rest_url=cfg.rest_url, polls=polls(cfg), parse_rest=parser.parse_rest,
         publish=ctx.publish, metrics=ctx.metrics, capture=ctx.capture,
