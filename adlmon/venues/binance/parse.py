@@ -14,6 +14,8 @@ venues-wire.md §5).
   is ``ASSET:<first symbol of the sorted group>``; other assets (BTC, …) are not
   USD and are skipped.
 - REST ``/fapi/v1/symbolAdlRisk`` (object or list) -> ``AdlSignal(state=adlRisk)``.
+- The user data stream (``ORDER_TRADE_UPDATE``, ``ACCOUNT_UPDATE``: your own ADL)
+  goes to :mod:`.private` with this parser's marks; ``/fapi/v1/adlQuantile`` too.
 - Control ``{"result": null, "id": …}`` gives nothing; ``{"code": <0, "msg"}`` is
   ``ParseError("venue_error")``.
 """
@@ -23,7 +25,10 @@ from __future__ import annotations
 from typing import Any
 
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
+from adlmon.venues.binance.private import EVENTS as PRIVATE_EVENTS
+from adlmon.venues.binance.private import parse_adl_quantile, parse_private
 from adlmon.venues.fields import loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "binance"
 CHANNELS = ("forceOrder", "markPrice")
@@ -133,11 +138,32 @@ def parse_rest(req_path: str, body: bytes | str) -> list[Event]:
 
 
 class BinanceParser:
-    """The face's ``CaptureParser`` (Binance frames need no state)."""
+    """Public and user-data frames -> events; keeps the marks and your positions (the
+    private stream's fills need both). ``parse(record)`` is the face's ``CaptureParser``."""
+
+    def __init__(self):
+        self.own = OwnPositions(VENUE)
+
+    def parse_obj(self, o: Any) -> list[Event]:
+        if isinstance(o, dict) and o.get("e") in PRIVATE_EVENTS:
+            return parse_private(self.own, o)
+        events = parse_obj(o)
+        for e in events:
+            if e.__class__ is Mark:
+                self.own.marks[e.coin] = e.mark_px
+        return events
+
+    def parse_frame(self, raw: bytes | str) -> list[Event]:
+        return self.parse_obj(loads(raw))
+
+    def parse_rest(self, req_path: str, body: bytes | str) -> list[Event]:
+        if req_path.partition("?")[0].endswith("/fapi/v1/adlQuantile"):
+            return parse_adl_quantile(self.own, loads(body), 0)
+        return parse_rest(req_path, body)
 
     def parse(self, record: Any) -> list[Event]:
         if record.kind == "ws":
-            return parse_frame(record.frame)
+            return self.parse_frame(record.frame)
         if record.kind == "rest":
-            return parse_rest(str(record.extra.get("req", "")), record.frame)
+            return self.parse_rest(str(record.extra.get("req", "")), record.frame)
         return []

@@ -16,7 +16,7 @@ from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, ChannelPolicy
 from adlmon.venues import SourceContext
 from adlmon.venues.binance.config import BinanceConfig
-from adlmon.venues.binance.parse import VENUE, channel_of, parse_obj, parse_rest
+from adlmon.venues.binance.parse import VENUE, BinanceParser, channel_of
 from adlmon.venues.feeds import Connection, FrameAdapter, RestPoll, VenueFeeds
 
 
@@ -38,11 +38,12 @@ def polls(cfg: BinanceConfig) -> list[RestPoll]:
 
 def feeds(ctx: SourceContext) -> VenueFeeds:
     cfg: BinanceConfig = ctx.cfg
+    parser = BinanceParser()
     conn = Connection("market", cfg.ws_url, FrameAdapter(
         VENUE, [ChannelPolicy("forceOrder"), ChannelPolicy("markPrice", cfg.marks_silence_budget_s)],
-        [], classify, parse_obj, control_pings=True))
+        [], classify, parser.parse_obj, control_pings=True))
     return VenueFeeds(
-        VENUE, [conn], rest_url=cfg.rest_url, polls=polls(cfg), parse_rest=parse_rest,
+        VENUE, [conn], rest_url=cfg.rest_url, polls=polls(cfg), parse_rest=parser.parse_rest,
         publish=ctx.publish, metrics=ctx.metrics, capture=ctx.capture,
         weight_per_min=cfg.rest_weight_per_min, ping_interval_s=cfg.ping_interval_s,
         liveness_timeout_s=cfg.liveness_timeout_s, backoff_initial_s=cfg.backoff_initial_s,

@@ -15,6 +15,7 @@
   ``pool`` = instFamily.
 - ``mark-price`` -> ``Mark``.
 - REST ``/api/v5/public/insurance-fund`` -> ``InsuranceFund`` (``total``, USD).
+- Private ``orders`` / ``positions`` (your own ADL) go to :mod:`.private`.
 - Control: the text ``pong``, ``event: subscribe``; ``event: error`` is
   ``ParseError("venue_error")``.
 """
@@ -25,6 +26,9 @@ from typing import Any, Callable
 
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
 from adlmon.venues.fields import loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.okx.private import CHANNELS as PRIVATE_CHANNELS
+from adlmon.venues.okx.private import parse_private
+from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "okx"
 CUTOVER_MS = 1780963200000  # 2026-06-09T00:00:00Z: the current adl-warning shape
@@ -85,6 +89,7 @@ class OkxParser:
 
     def __init__(self, ct_val: dict[str, float] | None = None):
         self.ct_val: dict[str, float] = dict(ct_val or {})
+        self.own = OwnPositions(VENUE)
 
     def parse_frame(self, raw: bytes | str) -> list[Event]:
         if raw in (b"pong", "pong"):
@@ -96,7 +101,7 @@ class OkxParser:
         if "event" in o:
             if o["event"] == "error":
                 raise ParseError("venue_error", f"venue error {o.get('code')}: {str(o.get('msg'))[:200]}")
-            return []  # subscribe / unsubscribe ack, notice
+            return []  # subscribe / unsubscribe / login ack, notice
         arg = obj(req(o, "arg", "frame"), "arg")
         ch = arg.get("channel")
         data = lst(req(o, "data", str(ch)), f"{ch} data")
@@ -109,7 +114,11 @@ class OkxParser:
         if ch == "liquidation-orders":
             return [e for item in data for e in self._liquidations(obj(item, "liquidation item"))]
         if ch == "mark-price":
-            return [self._mark(obj(item, "mark-price item")) for item in data]
+            marks = [self._mark(obj(item, "mark-price item")) for item in data]
+            self.own.marks.update((m.coin, m.mark_px) for m in marks)
+            return marks
+        if ch in PRIVATE_CHANNELS:
+            return parse_private(self.own, self.ct_val, ch, data)
         raise ParseError("unknown_channel", f"channel {ch!r:.60}")
 
     def _liquidations(self, item: dict) -> list[LiquidationOrder]:

@@ -86,3 +86,35 @@ def test_keys_are_masked_and_come_from_a_file_or_the_environment(tmp_path):
     with pytest.raises(ValueError) as e:
         load_keys(dataclasses.replace(cfg, api_key_file=str(f)))
     assert KEY not in str(e.value)
+
+
+def test_binance_adl_autoclose_fill_with_the_public_mark():
+    from adlmon.venues.binance.parse import BinanceParser
+    p = BinanceParser()
+    p.parse_frame(orjson.dumps({"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"m": "ORDER", "B": [], "P": [
+        {"s": "BTCUSDT", "pa": "-2", "ep": "70000", "ps": "BOTH"}]}}))
+    p.parse_frame(b'{"e":"markPriceUpdate","E":2,"s":"BTCUSDT","p":"65000","i":"65000","P":"0","r":"0","T":3}')
+    new = {"e": "ORDER_TRADE_UPDATE", "E": 3, "T": 3, "o": {
+        "s": "BTCUSDT", "c": "adl_autoclose", "S": "BUY", "o": "LIMIT", "x": "NEW", "X": "NEW", "l": "0",
+        "L": "0", "i": 7, "t": 0, "T": 3}}
+    assert p.parse_frame(orjson.dumps(new)) == []  # the announcement, no execution yet
+    trade = {**new, "o": {**new["o"], "x": "TRADE", "X": "FILLED", "l": "1.5", "L": "64000", "t": 99,
+                          "rp": "9000", "n": "0"}}
+    (f,) = p.parse_frame(orjson.dumps(trade))
+    assert (f.kind, f.user, f.side, f.sz, f.px, f.start_position, f.closed_pnl, f.liquidation.mark_px) == (
+        ADL, OWN, "buy", 1.5, 64000.0, -2.0, 9000.0, 65000.0)
+    p.parse_rest("/fapi/v1/adlQuantile", b'[{"symbol":"BTCUSDT","adlQuantile":{"LONG":0,"SHORT":4,"BOTH":0}}]')
+    assert p.own.ranks["BTCUSDT"]["rank"] == {"LONG": 0, "SHORT": 4, "BOTH": 0}
+
+
+def test_okx_adl_category_fill_in_contracts_and_the_adl_rank():
+    from adlmon.venues.okx.parse import OkxParser
+    p = OkxParser({"ETH-USDT-SWAP": 0.1})
+    p.parse_frame(orjson.dumps({"arg": {"channel": "positions", "instType": "SWAP"}, "data": [
+        {"instId": "ETH-USDT-SWAP", "pos": "30", "avgPx": "3000", "adl": "5", "posSide": "net", "uTime": "10"}]}))
+    assert p.own.positions["ETH-USDT-SWAP"] == pytest.approx(3.0) and p.own.ranks["ETH-USDT-SWAP"]["rank"] == 5
+    (f,) = p.parse_frame(orjson.dumps({"arg": {"channel": "orders", "instType": "SWAP"}, "data": [
+        {"instId": "ETH-USDT-SWAP", "fillSz": "10", "fillPx": "3500", "side": "sell", "category": "adl",
+         "fillTime": "11", "tradeId": "t1", "fillMarkPx": "3600", "fillPnl": "500", "fillFee": "0"}]}))
+    assert (f.kind, f.sz, f.start_position, f.liquidation.mark_px, f.closed_pnl) == (
+        ADL, pytest.approx(1.0), pytest.approx(3.0), 3600.0, 500.0)

@@ -189,11 +189,14 @@ _json = st.recursive(
         st.sampled_from(["topic", "ts", "data", "list", "s", "b", "pr", "i_pr", "adl_tt", "adl_sr", "S", "v",
                          "p", "T", "coin", "symbols", "balance", "arg", "channel", "state", "instFamily",
                          "bal", "details", "instId", "sz", "bkPx", "side", "e", "E", "o", "q", "stream",
-                         "markPx", "symbol", "markPrice", "event", "op", "success"]), kids, max_size=6),
+                         "markPx", "symbol", "markPrice", "event", "op", "success", "execType", "execPrice", "execQty",
+                         "execTime", "execId", "size", "fillSz", "fillPx", "fillTime", "category", "pa", "P",
+                         "L", "l", "x", "c", "pos", "adl", "adlRankIndicator"]), kids, max_size=6),
     max_leaves=20)
-_topics = st.sampled_from(["adlAlert.USDT", "insurance.USDT", "allLiquidation.X", "tickers.X", "x"])
-_channels = st.sampled_from(["adl-warning", "liquidation-orders", "mark-price", "x"])
-_events = st.sampled_from(["forceOrder", "markPriceUpdate", "x"])
+_topics = st.sampled_from(["adlAlert.USDT", "insurance.USDT", "allLiquidation.X", "tickers.X", "x",
+                           "execution", "position"])
+_channels = st.sampled_from(["adl-warning", "liquidation-orders", "mark-price", "x", "orders", "positions"])
+_events = st.sampled_from(["forceOrder", "markPriceUpdate", "x", "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE"])
 
 
 def _only_parse_errors(fn, value):
@@ -210,6 +213,7 @@ def test_bybit_fuzz_only_parse_errors(body, topic, data):
     p = BybitParser()
     _only_parse_errors(p.parse_obj, body)
     _only_parse_errors(p.parse_obj, {"topic": topic, "ts": 1, "data": data})
+    _only_parse_errors(p.parse_obj, {"topic": topic, "ts": 1, "data": [data]})
     _only_parse_errors(lambda b: p.parse_rest("/v5/market/adlAlert", orjson.dumps(b)),
                        {"retCode": 0, "result": {"updatedTime": "1", "list": data}})
 
@@ -227,8 +231,9 @@ def test_okx_fuzz_only_parse_errors(body, channel, data):
 @settings(max_examples=300, deadline=None)
 @given(_json, _events, _json)
 def test_binance_fuzz_only_parse_errors(body, e, o):
-    _only_parse_errors(bn.parse_obj, body)
-    _only_parse_errors(bn.parse_obj, {"e": e, "E": 1, "o": o, "s": "X", "p": o})
+    p = bn.BinanceParser()
+    _only_parse_errors(p.parse_obj, body)
+    _only_parse_errors(p.parse_obj, {"e": e, "E": 1, "o": o, "a": o, "s": "X", "p": o})
     _only_parse_errors(lambda b: bn.parse_rest("/fapi/v1/insuranceBalance", orjson.dumps(b)), o)
 
 
