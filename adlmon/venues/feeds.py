@@ -63,6 +63,7 @@ class FrameAdapter:
     ping: Any = None  # JSON message, or bytes for a literal text frame
     pong_text: bytes | None = None
     control_pings: bool = False
+    subscribe_interval_s: float = 0.0  # > 0: messages after the first paced (a login's answer first)
     fatal: Callable[[Any], bool] = lambda obj: True
     capture: Any = None
     src: str = ""

@@ -40,7 +40,8 @@ def _capture_parser(cfg: Any):
 
 
 def _demo_config(cfg: OkxConfig, fake) -> OkxConfig:
-    return dataclasses.replace(cfg, enabled=True, ws_url=fake.ws_url("/ws/v5/public"), rest_url=fake.rest_url)
+    return dataclasses.replace(cfg, enabled=True, ws_url=fake.ws_url("/ws/v5/public"),
+                               private_url=fake.ws_url("/ws/v5/private"), rest_url=fake.rest_url)
 
 
 async def _fake(cascade_dir=None, speed: float = 1.0, **kw):

@@ -10,11 +10,16 @@ plays the current ``adl-warning`` shape (pushes only in warning/adl, then silenc
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import orjson
 
 from adlmon.venues.fakeserver import FakeConn, FakeVenue
 
 _CHANNELS = ("adl-warning", "liquidation-orders", "mark-price")
+_PRIVATE = ("orders", "positions")
 
 
 def topic_of(arg: dict) -> str:
@@ -25,6 +30,12 @@ def topic_of(arg: dict) -> str:
 class FakeOkx(FakeVenue):
     venue = "okx"
     idle_close_s = 30.0
+
+    def __init__(self, *, api_key: str = "", api_secret: str = "", passphrase: str = "", **kw):
+        super().__init__(**kw)
+        self.api_key, self.api_secret, self.passphrase = api_key, api_secret, passphrase
+        self.authed: set[int] = set()
+        self.auth_failures = 0
 
     async def on_text(self, conn: FakeConn, text: str) -> None:
         if text == "ping":
@@ -37,9 +48,33 @@ class FakeOkx(FakeVenue):
             await conn.ws.send_str(orjson.dumps({"event": "error", "code": "60012",
                                                  "msg": f"Illegal request: {text[:40]}"}).decode())
             return
+        if msg.get("op") == "login":
+            a = (msg.get("args") or [{}])[0]
+            want = base64.b64encode(hmac.new(self.api_secret.encode(),
+                                             f"{a.get('timestamp')}GET/users/self/verify".encode(),
+                                             hashlib.sha256).digest()).decode()
+            ok = bool(self.api_key) and a.get("apiKey") == self.api_key and a.get("sign") == want \
+                and a.get("passphrase") == self.passphrase
+            if ok:
+                self.authed.add(id(conn))
+            else:
+                self.auth_failures += 1
+            await conn.ws.send_str(orjson.dumps({"event": "login", "code": "0" if ok else "60009",
+                                                 "msg": "" if ok else "Login failed.", "connId": "fake"}).decode())
+            return
         if msg.get("op") != "subscribe":
             return
+        private = conn.path.endswith("/private")
         for arg in msg.get("args") or []:
+            if private and (id(conn) not in self.authed or arg.get("channel") not in _PRIVATE):
+                await conn.ws.send_str(orjson.dumps({"id": msg.get("id"), "event": "error", "code": "60011",
+                                                     "msg": "Please log in", "connId": "fake"}).decode())
+                continue
+            if private:
+                conn.topics.add(arg["channel"])
+                await conn.ws.send_str(orjson.dumps({"id": msg.get("id"), "event": "subscribe", "arg": arg,
+                                                     "connId": "fake"}).decode())
+                continue
             if arg.get("channel") not in _CHANNELS:
                 await conn.ws.send_str(orjson.dumps({"id": msg.get("id"), "event": "error", "code": "60018",
                                                      "msg": f"Wrong URL or channel:{arg.get('channel')}",
@@ -83,6 +118,18 @@ def rest_insurance(ts: int, fam: str, total: str) -> str:
     return orjson.dumps({"code": "0", "msg": "", "data": [{"total": total, "instFamily": fam, "instType": "SWAP",
                                                             "details": [{"balance": total, "amt": "", "ccy": "USDT",
                                                                          "type": "regular_update", "ts": str(ts)}]}]}).decode()
+
+
+def order_fill(t: int, inst: str, side: str, px: str, sz: str, mark: str, trade_id: str,
+               category: str = "adl") -> tuple[str, str]:
+    return "orders", orjson.dumps({"arg": {"channel": "orders", "instType": "SWAP"}, "data": [{
+        "instId": inst, "side": side, "fillPx": px, "fillSz": sz, "fillTime": str(t), "tradeId": trade_id,
+        "category": category, "fillMarkPx": mark, "fillFee": "0", "state": "filled"}]}).decode()
+
+
+def position(t: int, inst: str, pos: str, avg: str, adl: str) -> tuple[str, str]:
+    return "positions", orjson.dumps({"arg": {"channel": "positions", "instType": "SWAP"}, "data": [{
+        "instId": inst, "pos": pos, "avgPx": avg, "adl": adl, "posSide": "net", "uTime": str(t)}]}).decode()
 
 
 T0 = 1_782_000_000_000  # after 2026-06-09: the current adl-warning shape

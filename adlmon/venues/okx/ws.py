@@ -6,26 +6,43 @@ Keepalive: the literal text ``ping`` every ``ping_interval_s`` (< 30 s), answere
 by the text ``pong``. ``mark-price`` is busy; ``adl-warning`` (silent in the
 normal state since 2026-06-09) and ``liquidation-orders`` are quiet. REST: the
 instrument list first (liquidation sizes are contracts × ``ctVal``), then
-hourly; ``insurance-fund`` per configured family.
+hourly; ``insurance-fund`` per configured family. With read-only keys a private
+socket logs in (signed at each connect) and, 0.5 s later, subscribes ``orders``
+and ``positions`` (your own ADL fills and adl rank).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import time
 from typing import Any
 
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, ChannelPolicy
 from adlmon.venues import SourceContext
 from adlmon.venues.feeds import Connection, FrameAdapter, RestPoll, VenueFeeds
+from adlmon.venues.keys import ApiKeys, load_keys
 from adlmon.venues.okx.config import OkxConfig
 from adlmon.venues.okx.parse import VENUE, OkxParser
 
 PING, PONG_TEXT = b"ping", b"pong"
 
 
+def login_message(keys: ApiKeys, now_s: float) -> dict:
+    """The private socket's login (OKX docs "Login"): base64 HMAC-SHA256 of
+    ``timestamp + "GET" + "/users/self/verify"`` with the secret."""
+    ts = str(int(now_s))
+    sign = base64.b64encode(hmac.new(keys.secret.encode(), f"{ts}GET/users/self/verify".encode(),
+                                     hashlib.sha256).digest()).decode()
+    return {"op": "login", "args": [{"apiKey": keys.key, "passphrase": keys.passphrase,
+                                     "timestamp": ts, "sign": sign}]}
+
+
 def classify(obj: Any) -> tuple[str, str]:
     if isinstance(obj, dict):
-        if obj.get("event") == "error":
+        if obj.get("event") == "error" or (obj.get("event") == "login" and obj.get("code") not in ("0", 0)):
             return ERROR, ""
         if "event" in obj:
             return ACK, ""
@@ -55,12 +72,21 @@ def feeds(ctx: SourceContext) -> VenueFeeds:
         chans.append(ChannelPolicy("mark-price", cfg.marks_silence_budget_s))
     conn = Connection("public", cfg.ws_url, FrameAdapter(
         VENUE, chans, subscriptions(cfg), classify, parser.parse_obj, ping=PING, pong_text=PONG_TEXT))
+    connections = [conn]
+    keys = load_keys(cfg)
+    if keys is not None:  # your own ADL: orders + positions after the login's answer
+        private_args = [{"channel": "orders", "instType": cfg.inst_type},
+                        {"channel": "positions", "instType": cfg.inst_type}]
+        connections.append(Connection("private", cfg.private_url, FrameAdapter(
+            VENUE, [ChannelPolicy("orders"), ChannelPolicy("positions")],
+            lambda: [login_message(keys, time.time()), {"id": "2", "op": "subscribe", "args": private_args}],
+            classify, parser.parse_obj, ping=PING, pong_text=PONG_TEXT, subscribe_interval_s=0.5)))
     polls = [instruments(cfg)] + [
         RestPoll("insurance", "/api/v5/public/insurance-fund",
                  (("instType", cfg.inst_type), ("instFamily", f), ("type", "regular_update"), ("limit", "1")),
                  cfg.insurance_poll_interval_s) for f in cfg.families]
     return VenueFeeds(
-        VENUE, [conn], rest_url=cfg.rest_url, polls=polls, first=[instruments(cfg)],
+        VENUE, connections, rest_url=cfg.rest_url, polls=polls, first=[instruments(cfg)],
         parse_rest=parser.parse_rest, publish=ctx.publish, metrics=ctx.metrics, capture=ctx.capture,
         weight_per_min=cfg.rest_weight_per_min, weight_burst=10, ping_interval_s=cfg.ping_interval_s,
         liveness_timeout_s=cfg.liveness_timeout_s, backoff_initial_s=cfg.backoff_initial_s,

@@ -20,7 +20,7 @@ def tracker_for(name: str, cfg) -> AdlStateTracker:
     return AdlStateTracker({name: face(name).extra["adl_rule"](cfg)})
 
 
-async def run_live(name: str, fake, steps, tmp: Path, done, **cfg_kw):
+async def run_live(name: str, fake, steps, tmp: Path, done, now_ms=None, **cfg_kw):
     """Play ``steps`` against the venue's sources until ``done(events)`` (bounded);
     returns (tracker, events, metrics, capture dir, status, cfg)."""
     f = face(name)
@@ -39,7 +39,8 @@ async def run_live(name: str, fake, steps, tmp: Path, done, **cfg_kw):
 
     cap_dir = tmp / "capture"
     capture = CaptureWriter(cap_dir, name, compress=False)
-    ctx = SourceContext(cfg, publish, metrics, lambda: int(time.time() * 1000), capture=capture)
+    # now_ms stamps FeedGaps: a scripted venue's clock keeps them inside its own timeline
+    ctx = SourceContext(cfg, publish, metrics, now_ms or (lambda: int(time.time() * 1000)), capture=capture)
     feeds = f.sources(ctx)
     await feeds.start()
     try:

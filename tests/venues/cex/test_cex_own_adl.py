@@ -20,15 +20,6 @@ from .live import replay, run_live
 KEY, SECRET = "rk-9f8e7d6c5b4a39281706", "sk-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 
 
-def waves(events):
-    eng = Engine("bybit", gap_ms=5000, horizons_ms=(0,))
-    out = []
-    for e in events:
-        out += eng.apply(e)
-    out += eng.finish()
-    return [(w.t_start_ms, w.t_end_ms, w.adl_fills, round(w.needed_usd, 6), w.accounts) for w in out]
-
-
 async def test_own_adl_fills_make_the_same_waves_live_and_replayed_and_the_key_never_leaks(
         tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
@@ -51,11 +42,11 @@ async def test_own_adl_fills_make_the_same_waves_live_and_replayed_and_the_key_n
     assert [(f.kind, f.user, f.side, f.sz, f.start_position, f.liquidation.mark_px) for f in fills] == [
         (ADL, OWN, "sell", 1.0, 2.0, 61000.0), (ADL, OWN, "sell", 0.5, 1.0, 60500.0),
         (ADL, OWN, "sell", 0.5, 0.5, 59500.0)]
-    live = waves(events)
+    live = waves_of("bybit", events)
     # B = |mark - px| * sz: wave 1 = 1000*1 + 600*0.5, wave 2 = 500*0.5 (10 s > gap 5 s)
     assert live == [(t0 + 1000, t0 + 2000, 2, 1300.0, 1), (t0 + 12000, t0 + 12000, 1, 250.0, 1)]
     _tr, replayed, _errors = replay("bybit", cfg, cap)
-    assert waves(replayed) == live
+    assert waves_of("bybit", replayed) == live
     assert fake.auth_failures == 0 and len(fake.authed) >= 2  # re-authenticated after the drop
     # the key and the secret are nowhere: logs, capture files, status
     texts = [caplog.text, orjson.dumps(status, default=str).decode()]
@@ -118,3 +109,46 @@ def test_okx_adl_category_fill_in_contracts_and_the_adl_rank():
          "fillTime": "11", "tradeId": "t1", "fillMarkPx": "3600", "fillPnl": "500", "fillFee": "0"}]}))
     assert (f.kind, f.sz, f.start_position, f.liquidation.mark_px, f.closed_pnl) == (
         ADL, pytest.approx(1.0), pytest.approx(3.0), 3600.0, 500.0)
+
+
+async def test_okx_own_adl_after_login_same_waves_live_and_replayed(tmp_path, monkeypatch, caplog):
+    from adlmon.venues.okx import fake as okf
+    caplog.set_level(logging.DEBUG)
+    phrase = "pp-5566778899"
+    for k, v in (("KEY", KEY), ("SECRET", SECRET), ("PASSPHRASE", phrase)):
+        monkeypatch.setenv(f"ADLMON_OKX_API_{k}", v)
+    fake = await okf.FakeOkx(api_key=KEY, api_secret=SECRET, passphrase=phrase).start()
+    t0 = okf.T0
+    steps = [("preset", ("/api/v5/public/instruments", okf.rest_instruments([("BTC-USDT-SWAP", "0.01")]))),
+             ("preset", ("/api/v5/public/insurance-fund", okf.rest_insurance(t0, "BTC-USDT", "1000000"))),
+             ("push", okf.position(t0, "BTC-USDT-SWAP", "-200", "70000", "5")),        # short 2 BTC
+             ("push", okf.order_fill(t0 + 500, "BTC-USDT-SWAP", "buy", "60000", "100", "59000", "a1")),
+             ("drop", ()),
+             ("push", okf.order_fill(t0 + 1500, "BTC-USDT-SWAP", "buy", "60100", "100", "59100", "a2"))]
+    try:
+        tracker, events, metrics, cap, status, cfg = await run_live(
+            "okx", fake, steps, tmp_path, done=lambda ev: sum(isinstance(e, Fill) for e in ev) == 2,
+            now_ms=lambda: t0 + 1000,  # the scripted venue's clock: the reconnect's FeedGap inside the wave
+            families=("BTC-USDT",), mark_symbols=(), ping_interval_s=0.3, liveness_timeout_s=2.0,
+            backoff_initial_s=0.01, backoff_max_s=0.05, quarantine_path="", insurance_poll_interval_s=60.0)
+    finally:
+        await fake.stop()
+    fills = [e for e in events if isinstance(e, Fill)]
+    assert [(f.kind, f.side, f.sz, f.start_position) for f in fills] == [
+        (ADL, "buy", pytest.approx(1.0), pytest.approx(-2.0)), (ADL, "buy", pytest.approx(1.0), pytest.approx(-1.0))]
+    live = waves_of("okx", events)
+    assert live == [(t0 + 500, t0 + 1500, 2, 2000.0, 1)]  # |59000-60000|*1 + |59100-60100|*1
+    _tr, replayed, _errors = replay("okx", cfg, cap)
+    assert waves_of("okx", replayed) == live
+    assert fake.auth_failures == 0 and len(fake.authed) >= 2
+    for text in [caplog.text, orjson.dumps(status, default=str).decode()] + [p.read_text() for p in cap.iterdir()]:
+        assert KEY not in text and SECRET not in text and phrase not in text
+
+
+def waves_of(venue, events):
+    eng = Engine(venue, gap_ms=5000, horizons_ms=(0,))
+    out = []
+    for e in events:
+        out += eng.apply(e)
+    out += eng.finish()
+    return [(w.t_start_ms, w.t_end_ms, w.adl_fills, round(w.needed_usd, 6), w.accounts) for w in out]
