@@ -64,3 +64,16 @@ def ms(value: Any, field: str) -> int:
     if isinstance(value, int) and 0 <= value < 1 << 53:
         return value
     raise ParseError("bad_number", f"{field}: {value!r:.40} is not a time in ms")
+
+
+class RecordParser:
+    """The face's ``CaptureParser`` for a parser with ``parse_frame(raw)`` and
+    ``parse_rest(req, body)``: ``ws`` records are frames, ``rest`` records answers
+    (``req`` the path and query), ``open``/``close`` marks give nothing."""
+
+    def parse(self, record: Any) -> list:
+        if record.kind == "ws":
+            return self.parse_frame(record.frame)
+        if record.kind == "rest":
+            return self.parse_rest(str(record.extra.get("req", "")), record.frame)
+        return []

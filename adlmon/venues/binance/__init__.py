@@ -8,12 +8,10 @@ second sample (lower bounds).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from adlmon.venues import SourceContext, VenueFace
 from adlmon.venues.binance import rules
 from adlmon.venues.binance.config import BinanceConfig
-from adlmon.venues.cexface import adl_rule, fake_factory
+from adlmon.venues.cexface import cex_face
 
 COVERAGE = (
     "Public: liquidations (!forceOrder@arr: at most one order per symbol per second, so "
@@ -27,32 +25,11 @@ COVERAGE = (
 )
 
 
-def _sources(ctx: SourceContext):
-    from adlmon.venues.binance.ws import feeds
-
-    return feeds(ctx)
-
-
-def _capture_parser(cfg: Any):
-    from adlmon.venues.binance.parse import BinanceParser
-
-    return BinanceParser()
-
-
 def _demo_config(cfg: BinanceConfig, fake) -> BinanceConfig:
     return dataclasses.replace(
         cfg, enabled=True, rest_url=fake.rest_url,
         ws_url=fake.ws_url("/market/stream?streams=!forceOrder@arr/!markPrice@arr@1s"))
 
 
-async def _fake(cascade_dir=None, speed: float = 1.0, **kw):
-    from adlmon.venues.binance.fake import FakeBinance
-
-    return await fake_factory(FakeBinance)(cascade_dir, speed, **kw)
-
-
-FACE = VenueFace(
-    name="binance", config=BinanceConfig, sources=_sources, capture_parser=_capture_parser,
-    coverage=COVERAGE, fake=_fake, demo_config=_demo_config,
-    extra={"adl_rule": adl_rule(lambda cfg: rules.RULE)},
-)
+FACE = cex_face("binance", BinanceConfig, COVERAGE, rule=lambda cfg: rules.RULE,
+                demo_config=_demo_config)

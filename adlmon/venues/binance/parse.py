@@ -27,7 +27,7 @@ from typing import Any
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
 from adlmon.venues.binance.private import EVENTS as PRIVATE_EVENTS
 from adlmon.venues.binance.private import parse_adl_quantile, parse_private
-from adlmon.venues.fields import loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import RecordParser, loads, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "binance"
@@ -137,7 +137,7 @@ def parse_rest(req_path: str, body: bytes | str) -> list[Event]:
     raise ParseError("unknown_channel", f"REST path {path!r:.60}")
 
 
-class BinanceParser:
+class BinanceParser(RecordParser):
     """Public and user-data frames -> events; keeps the marks and your positions (the
     private stream's fills need both). ``parse(record)`` is the face's ``CaptureParser``."""
 
@@ -160,10 +160,3 @@ class BinanceParser:
         if req_path.partition("?")[0].endswith("/fapi/v1/adlQuantile"):
             return parse_adl_quantile(self.own, loads(body), 0)
         return parse_rest(req_path, body)
-
-    def parse(self, record: Any) -> list[Event]:
-        if record.kind == "ws":
-            return self.parse_frame(record.frame)
-        if record.kind == "rest":
-            return self.parse_rest(str(record.extra.get("req", "")), record.frame)
-        return []

@@ -10,12 +10,10 @@ holds the shapes, ``rules.py`` the trigger, ``ws.py`` the collectors,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from adlmon.venues import SourceContext, VenueFace
 from adlmon.venues.bybit import rules
 from adlmon.venues.bybit.config import BybitConfig
-from adlmon.venues.cexface import adl_rule, fake_factory
+from adlmon.venues.cexface import cex_face
 
 COVERAGE = (
     "Public: the venue's own ADL trigger per symbol (adlAlert: pool balance b, 8 h drawdown "
@@ -29,32 +27,11 @@ COVERAGE = (
 )
 
 
-def _sources(ctx: SourceContext):
-    from adlmon.venues.bybit.ws import feeds
-
-    return feeds(ctx)
-
-
-def _capture_parser(cfg: Any):
-    from adlmon.venues.bybit.parse import BybitParser
-
-    return BybitParser()
-
-
 def _demo_config(cfg: BybitConfig, fake) -> BybitConfig:
     return dataclasses.replace(cfg, enabled=True, linear_url=fake.ws_url("/v5/public/linear"),
                                inverse_url=fake.ws_url("/v5/public/inverse"),
                                private_url=fake.ws_url("/v5/private"), rest_url=fake.rest_url)
 
 
-async def _fake(cascade_dir=None, speed: float = 1.0, **kw):
-    from adlmon.venues.bybit.fake import FakeBybit
-
-    return await fake_factory(FakeBybit)(cascade_dir, speed, **kw)
-
-
-FACE = VenueFace(
-    name="bybit", config=BybitConfig, sources=_sources, capture_parser=_capture_parser,
-    coverage=COVERAGE, fake=_fake, demo_config=_demo_config,
-    extra={"adl_rule": adl_rule(lambda cfg: rules.RULE)},
-)
+FACE = cex_face("bybit", BybitConfig, COVERAGE, rule=lambda cfg: rules.RULE,
+                demo_config=_demo_config)

@@ -28,7 +28,7 @@ from typing import Any
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
 from adlmon.venues.bybit.private import CHANNELS as PRIVATE_CHANNELS
 from adlmon.venues.bybit.private import parse_private
-from adlmon.venues.fields import loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import RecordParser, loads, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "bybit"
@@ -65,7 +65,7 @@ def alert_signal(row: Any, t: int, rest: bool = False) -> AdlSignal:
     return AdlSignal(VENUE, symbol, "alert", t, details)
 
 
-class BybitParser:
+class BybitParser(RecordParser):
     """Frames and REST answers of one Bybit connection set -> events.
 
     Keeps the last mark per symbol (inverse pool balances to USD); otherwise pure.
@@ -157,11 +157,3 @@ class BybitParser:
                     if (e := self._fund(r, t, opt_number(obj(r, "insurance item").get("value"),
                                                          "insurance value"))) is not None]
         raise ParseError("unknown_channel", f"REST path {path!r:.60}")
-
-    # ---------------------------------------------------------------- capture
-    def parse(self, record: Any) -> list[Event]:
-        if record.kind == "ws":
-            return self.parse_frame(record.frame)
-        if record.kind == "rest":
-            return self.parse_rest(str(record.extra.get("req", "")), record.frame)
-        return []

@@ -8,10 +8,8 @@ liquidations with the fund's bankruptcy loss, insurance funds by REST.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from adlmon.venues import SourceContext, VenueFace
-from adlmon.venues.cexface import adl_rule, fake_factory
+from adlmon.venues.cexface import cex_face
 from adlmon.venues.okx import rules
 from adlmon.venues.okx.config import OkxConfig
 
@@ -27,31 +25,10 @@ COVERAGE = (
 )
 
 
-def _sources(ctx: SourceContext):
-    from adlmon.venues.okx.ws import feeds
-
-    return feeds(ctx)
-
-
-def _capture_parser(cfg: Any):
-    from adlmon.venues.okx.parse import OkxParser
-
-    return OkxParser()
-
-
 def _demo_config(cfg: OkxConfig, fake) -> OkxConfig:
     return dataclasses.replace(cfg, enabled=True, ws_url=fake.ws_url("/ws/v5/public"),
                                private_url=fake.ws_url("/ws/v5/private"), rest_url=fake.rest_url)
 
 
-async def _fake(cascade_dir=None, speed: float = 1.0, **kw):
-    from adlmon.venues.okx.fake import FakeOkx
-
-    return await fake_factory(FakeOkx)(cascade_dir, speed, **kw)
-
-
-FACE = VenueFace(
-    name="okx", config=OkxConfig, sources=_sources, capture_parser=_capture_parser,
-    coverage=COVERAGE, fake=_fake, demo_config=_demo_config,
-    extra={"adl_rule": adl_rule(lambda cfg: rules.rule(cfg.adl_silence_ms))},
-)
+FACE = cex_face("okx", OkxConfig, COVERAGE, rule=lambda cfg: rules.rule(cfg.adl_silence_ms),
+                demo_config=_demo_config)

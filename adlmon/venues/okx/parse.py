@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
-from adlmon.venues.fields import loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import RecordParser, loads, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.okx.private import CHANNELS as PRIVATE_CHANNELS
 from adlmon.venues.okx.private import parse_private
 from adlmon.venues.ownfills import OwnPositions
@@ -83,7 +83,7 @@ def adl_warning_version(t_ms: int) -> Callable[[dict], list[Event]]:
     raise AssertionError("the last version has no end")
 
 
-class OkxParser:
+class OkxParser(RecordParser):
     """OKX frames and REST answers -> events; keeps ``ctVal`` per instrument.
     ``parse(record)`` is the face's ``CaptureParser``."""
 
@@ -175,10 +175,3 @@ class OkxParser:
                                          max(stamps), (fam,)))
             return out
         raise ParseError("unknown_channel", f"REST path {path!r:.60}")
-
-    def parse(self, record: Any) -> list[Event]:
-        if record.kind == "ws":
-            return self.parse_frame(record.frame)
-        if record.kind == "rest":
-            return self.parse_rest(str(record.extra.get("req", "")), record.frame)
-        return []
