@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
-
 import aiohttp
 from aiohttp import web
 

@@ -50,6 +50,14 @@ def text(value: Any, field: str) -> str:
     return value
 
 
+def choice(value: Any, allowed: dict, field: str) -> Any:
+    """``allowed[value]`` for a known string, else ``ParseError("bad_value")`` (a list or
+    object there must not raise a TypeError)."""
+    if isinstance(value, str) and value in allowed:
+        return allowed[value]
+    raise ParseError("bad_value", f"{field} = {value!r:.30}: expected one of {', '.join(allowed)}")
+
+
 def opt_number(value: Any, field: str) -> float | None:
     """A number, or None for the venues' ``""`` / null (retired or absent fields)."""
     return None if value is None or value == "" else number(value, field)

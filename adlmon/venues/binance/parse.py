@@ -27,7 +27,7 @@ from typing import Any
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
 from adlmon.venues.binance.private import EVENTS as PRIVATE_EVENTS
 from adlmon.venues.binance.private import parse_adl_quantile, parse_private
-from adlmon.venues.fields import RecordParser, loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import RecordParser, choice, loads, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "binance"
@@ -49,9 +49,7 @@ def _venue_error(o: Any, where: str) -> None:
 def force_order(o: dict) -> LiquidationOrder:
     od = obj(req(o, "o", "forceOrder"), "forceOrder o")
     s = text(req(od, "s", "forceOrder"), "forceOrder s")
-    side = _SIDES.get(req(od, "S", s))
-    if side is None:
-        raise ParseError("bad_value", f"forceOrder {s}: S = {od.get('S')!r:.20}")
+    side = choice(req(od, "S", s), _SIDES, f"forceOrder {s} S")
     filled = opt_number(od.get("z"), f"{s} z")
     qty = filled if filled else number(req(od, "q", s), f"{s} q")
     return LiquidationOrder(VENUE, s, side, qty, number(req(od, "p", s), f"{s} p"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from adlmon.events import BUY, SELL, Event, ParseError
-from adlmon.venues.fields import lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 EVENTS = ("ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE")
@@ -35,9 +35,7 @@ def parse_private(own: OwnPositions, o: dict) -> list[Event]:
         qty = opt_number(od.get("l"), f"{s} l") or 0.0
         if od.get("x") != "TRADE" or qty <= 0:
             return []  # NEW / CANCELED / EXPIRED ... : no execution
-        side = _SIDES.get(req(od, "S", s))
-        if side is None:
-            raise ParseError("bad_value", f"order {s}: S = {od.get('S')!r:.20}")
+        side = choice(req(od, "S", s), _SIDES, f"order {s} S")
         cid = str(od.get("c", ""))
         return [own.fill(s, side, number(req(od, "L", s), f"{s} L"), qty,
                          ms(od.get("T", o.get("E")), f"{s} T"), f"{od.get('i', '')}-{od.get('t', '')}",

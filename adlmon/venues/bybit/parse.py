@@ -28,7 +28,7 @@ from typing import Any
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
 from adlmon.venues.bybit.private import CHANNELS as PRIVATE_CHANNELS
 from adlmon.venues.bybit.private import parse_private
-from adlmon.venues.fields import RecordParser, loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import RecordParser, choice, loads, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 VENUE = "bybit"
@@ -130,11 +130,9 @@ class BybitParser(RecordParser):
     @staticmethod
     def _liquidation(r: Any) -> LiquidationOrder:
         r = obj(r, "allLiquidation item")
-        side = req(r, "S", "allLiquidation")
-        if side not in _POS_SIDE_TO_ORDER:
-            raise ParseError("bad_value", f"allLiquidation S = {side!r:.20}")
+        side = choice(req(r, "S", "allLiquidation"), _POS_SIDE_TO_ORDER, "allLiquidation S")
         return LiquidationOrder(
-            VENUE, text(req(r, "s", "allLiquidation"), "allLiquidation s"), _POS_SIDE_TO_ORDER[side],
+            VENUE, text(req(r, "s", "allLiquidation"), "allLiquidation s"), side,
             number(req(r, "v", "allLiquidation"), "allLiquidation v"),
             number(req(r, "p", "allLiquidation"), "allLiquidation p"), None,
             ms(req(r, "T", "allLiquidation"), "allLiquidation T"))

@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from adlmon.events import BUY, SELL, Event, ParseError
-from adlmon.venues.fields import lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 CHANNELS = ("execution", "position")
@@ -40,9 +38,7 @@ def parse_private(own: OwnPositions, o: dict) -> list[Event]:
         for x in items:
             x = obj(x, "execution")
             s = text(req(x, "symbol", "execution"), "execution symbol")
-            side = _SIDES.get(req(x, "side", s))
-            if side is None:
-                raise ParseError("bad_value", f"execution {s}: side {x.get('side')!r:.20}")
+            side = choice(req(x, "side", s), _SIDES, f"execution {s} side")
             et = str(x.get("execType", ""))
             if et == "Funding":
                 continue  # a funding settlement, not a trade

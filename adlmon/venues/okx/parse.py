@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from adlmon.events import BUY, SELL, AdlSignal, Event, InsuranceFund, LiquidationOrder, Mark, ParseError
-from adlmon.venues.fields import RecordParser, loads, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import RecordParser, choice, loads, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.okx.private import CHANNELS as PRIVATE_CHANNELS
 from adlmon.venues.okx.private import parse_private
 from adlmon.venues.ownfills import OwnPositions
@@ -130,9 +130,7 @@ class OkxParser(RecordParser):
         out = []
         for d in lst(req(item, "details", inst), f"{inst} details"):
             d = obj(d, f"{inst} detail")
-            side = _SIDES.get(req(d, "side", inst))
-            if side is None:
-                raise ParseError("bad_value", f"{inst}: side {d.get('side')!r:.20}")
+            side = choice(req(d, "side", inst), _SIDES, f"{inst} side")
             bk = number(req(d, "bkPx", inst), f"{inst} bkPx")
             loss = opt_number(d.get("bkLoss"), f"{inst} bkLoss")
             if loss is not None and str(d.get("ccy") or "") not in _USD:

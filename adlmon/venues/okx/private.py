@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from adlmon.events import BUY, SELL, Event, ParseError
-from adlmon.venues.fields import lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 CHANNELS = ("orders", "positions")
@@ -38,9 +38,7 @@ def parse_private(own: OwnPositions, ct_val: dict[str, float], ch: str, data: li
         sz = opt_number(it.get("fillSz"), f"{inst} fillSz")
         if not sz:
             continue  # an order state change without a fill
-        side = _SIDES.get(req(it, "side", inst))
-        if side is None:
-            raise ParseError("bad_value", f"orders {inst}: side {it.get('side')!r:.20}")
+        side = choice(req(it, "side", inst), _SIDES, f"orders {inst} side")
         cat = str(it.get("category", ""))
         fee = opt_number(it.get("fillFee"), f"{inst} fillFee") or 0.0
         out.append(own.fill(inst, side, number(req(it, "fillPx", inst), f"{inst} fillPx"), sz * ct,

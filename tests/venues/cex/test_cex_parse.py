@@ -85,6 +85,8 @@ def test_bybit_control_frames_and_errors():
     (b'{"topic":"adlAlert.USDT","ts":1,"data":[{"s":"X","b":1}]}', "missing_field"),
     (b'{"topic":"allLiquidation.X","ts":1,"data":[{"T":1,"s":"X","S":"Long","v":"1","p":"1"}]}', "bad_value"),
     (b'{"topic":"orderbook.1.X","ts":1,"data":{}}', "unknown_channel"),
+    # a list where a side string belongs (found by the fuzz test): bad_value, not a TypeError
+    (b'{"topic":"allLiquidation.X","ts":1,"data":[{"T":1,"s":"X","S":[],"v":"1","p":"1"}]}', "bad_value"),
     (b'{"topic":"adlAlert.USDT","ts":"soon","data":[]}', "bad_number"),
 ])
 def test_bybit_malformed_frames_are_parse_errors(frame, reason):
