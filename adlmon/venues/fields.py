@@ -1,9 +1,10 @@
 """Reading venue JSON fields: the small checks every CEX parser needs (pure).
 
 Each raises ``ParseError`` with a stable reason (``bad_json``, ``bad_number``,
-``missing_field``, ``bad_value``), so a malformed frame is counted, never fatal.
-The number rule is Hyperliquid's (:func:`adlmon.venues.hyperliquid.parse.number`:
-finite floats from numbers or decimal strings), reused here.
+``missing_field``, ``bad_value``, ``out_of_range``), so a malformed frame is
+counted, never fatal. Values pass the typed boundary (:mod:`adlmon.validate`):
+``number``/``positive`` are its finite, bounded floats, ``text`` its bounded
+names, ``ms`` its times.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import orjson
 
 from adlmon.events import ParseError
-from adlmon.venues.hyperliquid.parse import number  # noqa: F401  (re-exported)
+from adlmon.validate import name as text  # noqa: F401  (re-exported)
+from adlmon.validate import number, positive, time_ms  # noqa: F401  (re-exported)
 
 
 def loads(data: bytes | str) -> Any:
@@ -44,12 +46,6 @@ def req(o: dict, key: str, where: str) -> Any:
         raise ParseError("bad_value", f"{where}: not an object") from None
 
 
-def text(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ParseError("bad_value", f"{field}: expected a non-empty string, got {value!r:.40}")
-    return value
-
-
 def choice(value: Any, allowed: dict, field: str) -> Any:
     """``allowed[value]`` for a known string, else ``ParseError("bad_value")`` (a list or
     object there must not raise a TypeError)."""
@@ -64,14 +60,10 @@ def opt_number(value: Any, field: str) -> float | None:
 
 
 def ms(value: Any, field: str) -> int:
-    """Milliseconds from an int or a digit string (the CEX venues send both)."""
-    if isinstance(value, bool):
-        raise ParseError("bad_number", f"{field}: {value!r} is not a time")
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and 0 <= value < 1 << 53:
-        return value
-    raise ParseError("bad_number", f"{field}: {value!r:.40} is not a time in ms")
+    """Milliseconds from an int or a digit string (the CEX venues send both), in range."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ParseError("bad_number", f"{field}: {value!r:.40} is not a time in ms")
+    return time_ms(value, field)
 
 
 class RecordParser:

@@ -119,7 +119,7 @@ def parse_rest(req_path: str, body: bytes | str) -> list[Event]:
                 if asset not in USD_ASSETS:
                     continue
                 out.append(InsuranceFund(
-                    VENUE, pool_name(asset, symbols),
+                    VENUE, text(pool_name(asset, symbols), "insuranceBalance pool"),
                     number(req(a, "marginBalance", asset), f"{asset} marginBalance"),
                     ms(req(a, "updateTime", asset), f"{asset} updateTime"), symbols))
         return out

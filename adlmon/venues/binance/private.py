@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from adlmon.events import BUY, SELL, Event, ParseError
-from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, positive, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 EVENTS = ("ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE")
@@ -37,7 +37,7 @@ def parse_private(own: OwnPositions, o: dict) -> list[Event]:
             return []  # NEW / CANCELED / EXPIRED ... : no execution
         side = choice(req(od, "S", s), _SIDES, f"order {s} S")
         cid = str(od.get("c", ""))
-        return [own.fill(s, side, number(req(od, "L", s), f"{s} L"), qty,
+        return [own.fill(s, side, positive(req(od, "L", s), f"{s} L"), positive(qty, f"{s} l"),
                          ms(od.get("T", o.get("E")), f"{s} T"), f"{od.get('i', '')}-{od.get('t', '')}",
                          adl=cid.startswith("adl_autoclose"), liquidation=cid.startswith("autoclose-"),
                          closed_pnl=opt_number(od.get("rp"), f"{s} rp"),

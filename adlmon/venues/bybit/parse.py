@@ -88,7 +88,7 @@ class BybitParser(RecordParser):
                 raise ParseError("venue_error", f"venue error: {str(o.get('ret_msg'))[:200]}")
             if "op" in o:
                 return []  # pong / subscribe ack
-            raise ParseError("unknown_shape", "frame has neither topic nor op")
+            raise ParseError("unknown_format", "frame has neither topic nor op")
         topic = text(o["topic"], "topic")
         ch = channel_of(topic)
         if ch in PRIVATE_CHANNELS:
@@ -122,10 +122,10 @@ class BybitParser(RecordParser):
             if coin in _STABLE:
                 value = balance
             elif (px := self.marks.get(f"{coin}USD")) is not None:
-                value = balance * px
+                value = number(balance * px, f"insurance {coin} balance in USD")
             else:
                 return None  # an inverse pool before its coin's first mark
-        return InsuranceFund(VENUE, pool_name(coin, symbols), value, when, symbols)
+        return InsuranceFund(VENUE, text(pool_name(coin, symbols), "insurance pool"), value, when, symbols)
 
     @staticmethod
     def _liquidation(r: Any) -> LiquidationOrder:

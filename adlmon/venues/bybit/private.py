@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from adlmon.events import BUY, SELL, Event, ParseError
-from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, positive, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 CHANNELS = ("execution", "position")
@@ -43,8 +43,8 @@ def parse_private(own: OwnPositions, o: dict) -> list[Event]:
             if et == "Funding":
                 continue  # a funding settlement, not a trade
             out.append(own.fill(
-                s, side, number(req(x, "execPrice", s), f"{s} execPrice"),
-                number(req(x, "execQty", s), f"{s} execQty"), ms(req(x, "execTime", s), f"{s} execTime"),
+                s, side, positive(req(x, "execPrice", s), f"{s} execPrice"),
+                positive(req(x, "execQty", s), f"{s} execQty"), ms(req(x, "execTime", s), f"{s} execTime"),
                 text(req(x, "execId", s), f"{s} execId"), adl=et == "AdlTrade", liquidation=et == "BustTrade",
                 closed_pnl=opt_number(x.get("execPnl"), f"{s} execPnl"),
                 fee=opt_number(x.get("execFee"), f"{s} execFee") or 0.0,

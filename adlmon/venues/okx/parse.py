@@ -126,7 +126,7 @@ class OkxParser(RecordParser):
         fam = str(item.get("instFamily") or item.get("uly") or "") or None
         ct = self.ct_val.get(inst)
         if ct is None:
-            raise ParseError("unknown_instrument", f"liquidation-orders {inst}: no ctVal known yet")
+            raise ParseError("missing_field", f"liquidation-orders {inst}: no ctVal known yet")
         out = []
         for d in lst(req(item, "details", inst), f"{inst} details"):
             d = obj(d, f"{inst} detail")
@@ -134,8 +134,9 @@ class OkxParser(RecordParser):
             bk = number(req(d, "bkPx", inst), f"{inst} bkPx")
             loss = opt_number(d.get("bkLoss"), f"{inst} bkLoss")
             if loss is not None and str(d.get("ccy") or "") not in _USD:
-                loss *= bk  # a coin-margined loss, in the coin
-            out.append(LiquidationOrder(VENUE, inst, side, number(req(d, "sz", inst), f"{inst} sz") * ct,
+                loss = number(loss * bk, f"{inst} bkLoss in USD")  # a coin-margined loss, in the coin
+            qty = number(number(req(d, "sz", inst), f"{inst} sz") * ct, f"{inst} sz x ctVal")
+            out.append(LiquidationOrder(VENUE, inst, side, qty,
                                         bk, None, ms(req(d, "ts", inst), f"{inst} ts"), loss, fam))
         return out
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from adlmon.events import BUY, SELL, Event, ParseError
-from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, req, text
+from adlmon.venues.fields import choice, lst, ms, number, obj, opt_number, positive, req, text
 from adlmon.venues.ownfills import OwnPositions
 
 CHANNELS = ("orders", "positions")
@@ -26,7 +26,7 @@ def parse_private(own: OwnPositions, ct_val: dict[str, float], ch: str, data: li
         inst = text(req(it, "instId", ch), f"{ch} instId")
         ct = ct_val.get(inst)
         if ct is None:
-            raise ParseError("unknown_instrument", f"{ch} {inst}: no ctVal known yet")
+            raise ParseError("missing_field", f"{ch} {inst}: no ctVal known yet")
         if ch == "positions":
             pos = (opt_number(it.get("pos"), f"{inst} pos") or 0.0) * ct
             own.set_position(inst, -abs(pos) if it.get("posSide") == "short" else pos,
@@ -41,7 +41,8 @@ def parse_private(own: OwnPositions, ct_val: dict[str, float], ch: str, data: li
         side = choice(req(it, "side", inst), _SIDES, f"orders {inst} side")
         cat = str(it.get("category", ""))
         fee = opt_number(it.get("fillFee"), f"{inst} fillFee") or 0.0
-        out.append(own.fill(inst, side, number(req(it, "fillPx", inst), f"{inst} fillPx"), sz * ct,
+        out.append(own.fill(inst, side, positive(req(it, "fillPx", inst), f"{inst} fillPx"),
+                            positive(sz * ct, f"{inst} fillSz"),
                             ms(req(it, "fillTime", inst), f"{inst} fillTime"),
                             str(it.get("tradeId") or it.get("ordId") or ""), adl=cat == "adl",
                             liquidation=cat.endswith("liquidation"),
