@@ -130,6 +130,7 @@ class LiquidationOrder:
     avg_px: float | None
     time_ms: int
     bankruptcy_loss_usd: float | None = None
+    pool: str | None = None  # the insurance pool the venue names for it (OKX instFamily)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class InsuranceFund:
     pool: str
     balance_usd: float
     time_ms: int
+    symbols: tuple[str, ...] = ()  # the contracts the pool backs, when the venue says
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +182,13 @@ class ParseError(ValueError):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
+
+
+class PartialParseError(ParseError):
+    """Some parts of a frame were bad, others good: ``events`` are the good parts'
+    events. The caller publishes them and counts the frame as an error (bad input
+    never loses accepted data)."""
+
+    def __init__(self, reason: str, message: str, events: list):
+        super().__init__(reason, message)
+        self.events = list(events)

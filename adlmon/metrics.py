@@ -74,8 +74,8 @@ DEFAULT_MECHANISMS = (
 # Why a websocket session ended. Close codes are RFC 6455 §7.4.1; 1006 means the
 # TCP connection dropped without a close frame.
 RECONNECT_REASONS = (
-    "close_1000", "close_1001", "abnormal_1006", "close_1011", "close_1012", "close_other",
-    "timeout", "ping_timeout", "silence", "error_payload", "http_429", "http_5xx",
+    "close_1000", "close_1001", "abnormal_1006", "close_1008", "close_1011", "close_1012",
+    "close_other", "timeout", "ping_timeout", "silence", "error_payload", "http_429", "http_5xx",
     "connect_error", "server_restart", "frame_too_large", "other",
 )
 OTHER = "other"
@@ -84,6 +84,8 @@ MAX_VENUES = 10
 MAX_CHANNELS = 16
 MAX_PARSE_REASONS = 16
 MAX_POOLS = 8
+MAX_ADL_SCOPES = 16  # per venue: scopes ever armed or warned get a series, the rest "other"
+ADL_LEVELS = ("normal", "warning", "armed")
 MAX_SOURCES = 16
 DEFAULT_SOURCE = "main"
 # The parsers' ParseError reasons (and the session's own), created at 0 per channel.
@@ -211,8 +213,31 @@ FAMILIES: tuple[Family, ...] = (
        "Insurance fund (or backstop vault) balance. Unit: USD."),
     _f("adlmon_insurance_fund_snapshot_timestamp_seconds", "gauge", "funds", ("venue", "pool"),
        "When the insurance fund balance was last read (exchange time). Unit: Unix seconds."),
-    _f("adlmon_adl_armed", "gauge", "funds", V,
-       "1 when the venue signals ADL is armed or imminent for any market, else 0. Unit: boolean."),
+    _f("adlmon_adl_armed", "gauge", "funds", ("venue", "scope"),
+       "1 while the venue's documented ADL trigger holds for the scope (Bybit symbol, OKX "
+       "instFamily; issue 11), else 0. scope: those ever armed or warned (at most "
+       "MAX_ADL_SCOPES per venue), the rest aggregated in scope=\"other\" (1 if any is). "
+       "Unit: boolean."),
+    _f("adlmon_adl_warning", "gauge", "funds", ("venue", "scope"),
+       "1 while the scope is at the warning level (OKX warning, Binance symbolAdlRisk high, "
+       "adlmon's own fund estimate on scope=\"pool:<pool>\"), else 0; armed is not a warning. "
+       "Scopes as adlmon_adl_armed. Unit: boolean."),
+    _f("adlmon_adl_transitions_total", "counter", "funds", ("venue", "level"),
+       "ADL state transitions, by the level entered (normal, warning, armed). Unit: transitions."),
+    _f("adlmon_insurance_fund_drawdown_ratio", "gauge", "funds", ("venue", "pool"),
+       "The fund's drawdown from its trailing 8 h maximum, (max_8h - balance) / max_8h "
+       "(the window of the venues' own triggers). Unit: ratio."),
+    _f("adlmon_insurance_fund_losses_usd", "gauge", "funds", ("venue", "pool"),
+       "Bankruptcy losses seen in the public liquidation flow over the trailing 8 h (a lower "
+       "bound where the flow is a sample: Binance, OKX). Unit: USD."),
+    _f("adlmon_insurance_fund_shortfall_usd", "gauge", "funds", ("venue", "pool"),
+       "Shortfall estimate: (-(balance - losses seen after the balance's own time))+. Unit: USD."),
+    _f("adlmon_liquidations_total", "counter", "funds", V,
+       "Liquidation orders seen in the venue's public flow (a sample on Binance and OKX: "
+       "a lower bound). Unit: orders."),
+    _f("adlmon_liquidation_notional_usd_total", "counter", "funds", V,
+       "Notional of the liquidation orders seen, qty x bankruptcy price (a lower bound on "
+       "Binance and OKX). Unit: USD."),
     # --- feeds ---
     _f("adlmon_feed_connected", "gauge", "feeds", C,
        "1 while the feed's websocket (or file tail) is connected and subscribed. Unit: boolean."),
@@ -391,6 +416,8 @@ class Metrics:
         self._funds: dict[str, dict[str, float]] = {}  # venue -> pool -> balance (backstop)
         self._deficits: dict[str, float] = {}
         self._exposure_series: dict[tuple[str, str], set] = {}
+        self._adl_scopes: dict[str, _Bounded] = {}
+        self._adl_folded: dict[str, dict[str, str]] = {}
         if process_collectors:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
@@ -434,8 +461,8 @@ class Metrics:
             if fam.group not in ("waves", "mechanisms", "funds", "exposure", "engine"):
                 continue
             if fam.kind == "gauge":
-                if fam.name == "adlmon_adl_armed":
-                    self._child(fam.name, venue).set(0)
+                if fam.name in ("adlmon_adl_armed", "adlmon_adl_warning"):
+                    self._child(fam.name, venue, OTHER).set(0)
                     continue
                 if fam.name.startswith("adlmon_adl_watch_"):  # no watched position ranked yet
                     self.set_exposure(venue, {}, {})
@@ -462,6 +489,9 @@ class Metrics:
             elif fam.labels == ("venue", "kind"):
                 for kind in ENGINE_ANOMALIES:
                     self._child(fam.name, venue, kind)
+            elif fam.labels == ("venue", "level"):
+                for level in ADL_LEVELS:
+                    self._child(fam.name, venue, level)
 
     def declare_feed(self, venue: str, channel: str, source: str = DEFAULT_SOURCE) -> None:
         """Create a feed channel's series before its first connection: connected 0,
@@ -481,7 +511,9 @@ class Metrics:
     def declare_pool(self, venue: str, pool: str) -> None:
         """An insurance-fund pool known before its first balance: NaN until read."""
         v, p = self._venue(venue), self._pool(pool)
-        for name in ("adlmon_insurance_fund_usd", "adlmon_insurance_fund_snapshot_timestamp_seconds"):
+        for name in ("adlmon_insurance_fund_usd", "adlmon_insurance_fund_snapshot_timestamp_seconds",
+                     "adlmon_insurance_fund_drawdown_ratio", "adlmon_insurance_fund_losses_usd",
+                     "adlmon_insurance_fund_shortfall_usd"):
             if (name, v, p) not in self._children:
                 self._child(name, v, p).set(math.nan)
 
@@ -759,8 +791,41 @@ class Metrics:
         ts = time_ms / 1000.0 if time_ms is not None else (time.time() if now is None else now)
         self._child("adlmon_insurance_fund_snapshot_timestamp_seconds", v, p).set(ts)
 
-    def set_adl_armed(self, venue: str, armed: bool) -> None:
-        self._child("adlmon_adl_armed", self._venue(venue)).set(1 if armed else 0)
+    def set_adl_armed(self, venue: str, armed: bool, scope: str = OTHER) -> None:
+        self.set_adl_level(venue, scope, "armed" if armed else "normal", count=False)
+
+    def set_adl_level(self, venue: str, scope: str, level: str, count: bool = True) -> None:
+        """A scope's ADL level (adlmon.engine.adlstate): armed/warning gauges, the transition
+        counted. Scopes past ``MAX_ADL_SCOPES`` per venue share ``other``, which is 1 while
+        any of them is."""
+        v = self._venue(venue)
+        scopes = self._adl_scopes.setdefault(v, _Bounded(MAX_ADL_SCOPES))
+        label = scopes(scope) if level != "normal" or scope in scopes.seen else OTHER
+        if label == OTHER:
+            folded = self._adl_folded.setdefault(v, {})
+            folded[scope] = level
+            if level == "normal":
+                folded.pop(scope, None)
+            armed = any(x == "armed" for x in folded.values())
+            warned = any(x == "warning" for x in folded.values())
+        else:
+            armed, warned = level == "armed", level == "warning"
+        self._child("adlmon_adl_armed", v, label).set(1 if armed else 0)
+        self._child("adlmon_adl_warning", v, label).set(1 if warned else 0)
+        if count and level in ADL_LEVELS:
+            self._child("adlmon_adl_transitions_total", v, level).inc()
+
+    def set_pool_estimate(self, venue: str, pool: str, drawdown_ratio: float, losses_usd: float,
+                          shortfall_usd: float) -> None:
+        v, p = self._venue(venue), self._pool(pool)
+        self._child("adlmon_insurance_fund_drawdown_ratio", v, p).set(drawdown_ratio)
+        self._child("adlmon_insurance_fund_losses_usd", v, p).set(losses_usd)
+        self._child("adlmon_insurance_fund_shortfall_usd", v, p).set(shortfall_usd)
+
+    def observe_liquidations(self, venue: str, n: int, notional_usd: float) -> None:
+        v = self._venue(venue)
+        self._child("adlmon_liquidations_total", v).inc(n)
+        self._child("adlmon_liquidation_notional_usd_total", v).inc(notional_usd)
 
     # --- feeds (called by the websocket / file-tail layer; ``source`` names the
     # connection, see the module docstring) ---
@@ -941,7 +1006,9 @@ def reference_markdown() -> str:
         f"{MAX_VENUES}), `horizon` (configured `[engine] horizons_ms`, ms as a string), "
         "`mechanism` (configured `[counterfactual] mechanisms`; the last-wave and policy-loss "
         "gauges add `production`, the venue's own allocation), `channel` (feed channels, ≤ "
-        f"{MAX_CHANNELS}), `pool` (≤ {MAX_POOLS}), `kind` ({', '.join(ENGINE_ANOMALIES)}), "
+        f"{MAX_CHANNELS}), `pool` (≤ {MAX_POOLS}), `scope` (ADL scopes ever armed or warned, "
+        f"≤ {MAX_ADL_SCOPES} a venue, the rest `other`), `level` ({', '.join(ADL_LEVELS)}), "
+        f"`kind` ({', '.join(ENGINE_ANOMALIES)}), "
         f"`reason` (reconnects: {', '.join(RECONNECT_REASONS)}; parse errors: the parser's "
         f"reason, ≤ {MAX_PARSE_REASONS} values), `task` (supervised task names, ≤ {MAX_TASKS}), "
         f"`sink` (output sinks, ≤ {MAX_SINKS}). Values past a cap become `other`.",

@@ -315,10 +315,12 @@ def check_event(ev: Any) -> None:
         need(ev.avg_px is None or _finite(ev.avg_px), "avg_px")
         need(_is_time(ev.time_ms), "time_ms")
         need(ev.bankruptcy_loss_usd is None or _finite(ev.bankruptcy_loss_usd), "bankruptcy_loss_usd")
+        need(ev.pool is None or _is_name(ev.pool), "pool")
     elif cls is InsuranceFund:
         need(_is_name(ev.pool), "pool")
         need(_finite(ev.balance_usd), "balance_usd")
         need(_is_time(ev.time_ms), "time_ms")
+        need(isinstance(ev.symbols, tuple) and all(_is_name(x) for x in ev.symbols), "symbols")
     elif cls is AdlSignal:
         need(_is_name(ev.symbol), "symbol")
         need(isinstance(ev.state, str), "state")

@@ -69,6 +69,7 @@ def test_catalogue_names_follow_prometheus_conventions():
 def test_no_family_carries_an_account_or_address_label():
     # ``address`` only on the watch gauges, whose values come from [exposure] watch (<= 20).
     allowed = {"venue", "horizon", "mechanism", "channel", "source", "reason", "pool", "kind",
+               "scope", "level",  # ADL scopes: markets or families, never accounts
                "version", "python", "task", "sink", "coin", "side"}
     for fam in FAMILIES:
         extra = {"address"} if fam.name.startswith("adlmon_adl_watch_") else set()
@@ -363,7 +364,7 @@ def test_funds_shortfall_and_armed():
     assert value(m, "adlmon_insurance_fund_snapshot_timestamp_seconds", venue="hyperliquid",
                  pool="hlp") == 1_760_131_000.0
     assert value(m, "adlmon_deficit_usd", **HL) == 12_345.0
-    assert value(m, "adlmon_adl_armed", **HL) == 1
+    assert value(m, "adlmon_adl_armed", **HL, scope="other") == 1
 
 
 def test_engine_stats_advance_by_their_increments():
@@ -446,7 +447,11 @@ def test_a_fresh_catalogue_has_every_known_series():
     m = Metrics(mechanisms=("capped_pro_rata",), horizons_ms=(0, 500))
     for kind in ("divergence", "unknown_dir", "unknown_ledger"):
         assert value(m, "adlmon_engine_anomalies_total", venue="hyperliquid", kind=kind) == 0
-    assert value(m, "adlmon_adl_armed", **HL) == 0
+    assert value(m, "adlmon_adl_armed", **HL, scope="other") == 0
+    assert value(m, "adlmon_adl_warning", **HL, scope="other") == 0
+    for level in ("normal", "warning", "armed"):
+        assert value(m, "adlmon_adl_transitions_total", **HL, level=level) == 0
+    assert value(m, "adlmon_liquidations_total", **HL) == 0
     assert math.isnan(value(m, "adlmon_adl_last_wave_needed_usd", **HL))
     assert math.isnan(value(m, "adlmon_deficit_usd", **HL))
     for mech in ("capped_pro_rata", "production"):
@@ -461,3 +466,37 @@ def test_a_fresh_catalogue_has_every_known_series():
     m.set_insurance_fund("hyperliquid", "hlp_liquidator", 5.0, time_ms=1000)
     m.declare_pool("hyperliquid", "hlp_liquidator")  # a known balance stays
     assert value(m, "adlmon_insurance_fund_usd", venue="hyperliquid", pool="hlp_liquidator") == 5
+
+
+def test_adl_scopes_get_series_when_armed_or_warned_capped_then_aggregated():
+    from adlmon.metrics import MAX_ADL_SCOPES
+    m = Metrics(venues=("bybit",))
+    by = {"venue": "bybit"}
+    m.set_adl_level("bybit", "BTCUSDT", "normal")  # never armed: no series of its own
+    assert value(m, "adlmon_adl_armed", **by, scope="BTCUSDT") is None
+    m.set_adl_level("bybit", "BTCUSDT", "armed")
+    assert value(m, "adlmon_adl_armed", **by, scope="BTCUSDT") == 1
+    m.set_adl_level("bybit", "BTCUSDT", "normal")
+    assert value(m, "adlmon_adl_armed", **by, scope="BTCUSDT") == 0  # kept, at 0
+    for i in range(MAX_ADL_SCOPES - 1):
+        m.set_adl_level("bybit", f"S{i}", "warning")
+    m.set_adl_level("bybit", "LATE1", "armed")  # past the cap: aggregated
+    m.set_adl_level("bybit", "LATE2", "warning")
+    assert value(m, "adlmon_adl_armed", **by, scope="LATE1") is None
+    assert value(m, "adlmon_adl_armed", **by, scope="other") == 1
+    assert value(m, "adlmon_adl_warning", **by, scope="other") == 1
+    m.set_adl_level("bybit", "LATE1", "normal")
+    assert value(m, "adlmon_adl_armed", **by, scope="other") == 0
+    assert value(m, "adlmon_adl_warning", **by, scope="other") == 1
+    assert value(m, "adlmon_adl_transitions_total", **by, level="armed") == 2
+
+
+def test_pool_estimate_and_liquidation_flow():
+    m = Metrics(venues=("binance",))
+    m.set_pool_estimate("binance", "USDT:BTCUSDT", 0.25, 50.0, 0.0)
+    m.observe_liquidations("binance", 2, 1234.5)
+    b = {"venue": "binance"}
+    assert value(m, "adlmon_insurance_fund_drawdown_ratio", **b, pool="USDT:BTCUSDT") == 0.25
+    assert value(m, "adlmon_insurance_fund_losses_usd", **b, pool="USDT:BTCUSDT") == 50.0
+    assert value(m, "adlmon_liquidations_total", **b) == 2
+    assert value(m, "adlmon_liquidation_notional_usd_total", **b) == 1234.5

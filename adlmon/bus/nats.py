@@ -74,6 +74,8 @@ def decode(data: bytes) -> list:
                 kw["liquidation"] = ev.Liquidation(*kw["liquidation"])
             elif name == "AccountSnapshot":
                 kw["positions"] = tuple(ev.PositionSnapshot(*p) for p in kw["positions"])
+            elif name == "InsuranceFund":
+                kw["symbols"] = tuple(kw.get("symbols") or ())
             e = cls(**kw)
             check_event(e)
             out.append(e)

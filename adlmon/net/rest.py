@@ -33,13 +33,18 @@ class RestError(Exception):
 
 
 class WeightLimiter:
-    """Token bucket in request weight; FIFO among waiters."""
+    """Token bucket in request weight; FIFO among waiters. ``burst``: the bucket's size
+    when the venue's window is shorter than a minute (dYdX: 100 points per 10 s is
+    ``WeightLimiter(600, burst=100)``); default a full minute's weight."""
 
     def __init__(self, weight_per_min: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 burst: float | None = None):
         if weight_per_min <= 0:
             raise ValueError("weight_per_min must be positive")
-        self.capacity = float(weight_per_min)
+        if burst is not None and burst <= 0:
+            raise ValueError("burst must be positive")
+        self.capacity = float(weight_per_min if burst is None else burst)
         self.rate = weight_per_min / 60.0
         self.clock = clock
         self.sleep = sleep
@@ -89,9 +94,10 @@ class WeightLimiter:
 
 
 class RestClient:
-    """POST JSON bodies to one endpoint under a WeightLimiter.
+    """POST JSON bodies to one endpoint (or GET paths below it) under a WeightLimiter.
 
-    ``post(body, weight)`` returns the decoded JSON. Transient failures (429,
+    ``post(body, weight)`` and ``get(path, params, weight)`` return the decoded
+    JSON (``get_text`` also the body text, for captures). Transient failures (429,
     5xx, connection errors, timeouts) are retried up to ``max_attempts`` with
     jittered backoff; 429 honours ``Retry-After``. Everything else raises
     ``RestError`` at once. ``on_result(reason)`` is called once per attempt
@@ -124,13 +130,29 @@ class RestClient:
             await self._session.close()
 
     async def post(self, body: dict, weight: float) -> Any:
+        return (await self._request("POST", self.url, body, None, weight, body.get("type", body)))[0]
+
+    async def get(self, path: str = "", params: dict | None = None, weight: float = 1.0) -> Any:
+        return (await self.get_text(path, params, weight))[0]
+
+    async def get_text(self, path: str = "", params: dict | None = None,
+                       weight: float = 1.0) -> tuple[Any, str]:
+        """(decoded JSON, body text) of ``GET url + path`` with query ``params``."""
+        return await self._request("GET", self.url + path, None, params, weight, path)
+
+    async def _request(self, method: str, url: str, body: dict | None, params: dict | None,
+                       weight: float, what: Any) -> tuple[Any, str]:
         last: RestError | None = None
         for attempt in range(self.max_attempts):
             await self.limiter.acquire(weight)
             try:
                 http = await self._http()
-                async with http.post(self.url, data=orjson.dumps(body),
-                                     headers={"Content-Type": "application/json"}) as resp:
+                if method == "POST":
+                    ctx = http.post(url, data=orjson.dumps(body),
+                                    headers={"Content-Type": "application/json"})
+                else:
+                    ctx = http.get(url, params=params)
+                async with ctx as resp:
                     raw = await resp.read()
                     status = resp.status
                     if status == 429:
@@ -143,7 +165,7 @@ class RestClient:
                     elif status >= 400:
                         self.on_result("http_4xx")
                         raise RestError("http_4xx", f"{self.url}: HTTP {status} for "
-                                        f"{body.get('type', body)}: {raw[:200]!r}", status)
+                                        f"{what}: {raw[:200]!r}", status)
                     else:
                         try:
                             obj = orjson.loads(raw)
@@ -153,7 +175,7 @@ class RestClient:
                                             status) from None
                         self.on_result("ok")
                         self.backoff.reset()
-                        return obj
+                        return obj, raw.decode("utf-8", "replace")
             except asyncio.TimeoutError:
                 last = RestError("timeout", f"{self.url}: no response in {self.timeout_s}s")
             except aiohttp.ClientError as exc:

@@ -24,7 +24,8 @@ The rules (cryptofeed's connection handler, with its issue #223 fixed):
   until the venue's own backfill (if any) fills it.
 * A frame that does not parse is counted per channel and appended to the
   quarantine file; it never drops the connection. A venue error payload the
-  adapter calls fatal does (``error_payload``).
+  adapter calls fatal does (``error_payload``). A ``PartialParseError`` is
+  counted the same way and its good events are published.
 * Bounds (issue 9): a frame larger than ``max_frame_bytes`` is refused by the
   reader from its header, before its payload is buffered (aiohttp's
   ``max_msg_size``; fragmented messages count their parts together), and ends
@@ -32,6 +33,14 @@ The rules (cryptofeed's connection handler, with its issue #223 fixed):
   blow-up. The reader yields to the event loop every ``YIELD_EVERY`` frames,
   so a flood of frames already buffered cannot starve pings, probes and
   scrapes. Parser exceptions are logged throttled per reason, all counted.
+* Optional adapter attributes, for venues that need them: ``control_pings``
+  (True: liveness is websocket control frames: the venue's pings are answered
+  and count as frames, and our ping is a control ping whose pong clears it,
+  dYdX); ``subscribe_interval_s`` (> 0: subscriptions are paced, sent while
+  the connection is already read, so the venue's heartbeat is answered
+  meanwhile); ``on_raw(raw)`` (every received data frame, before decoding, e.g.
+  for a capture); ``pong_text`` (bytes: a non-JSON frame that is the pong of a
+  ``ping_message()`` given as bytes, sent as a literal text frame: OKX ``ping``).
 
 Reconnect reasons are ``adlmon.metrics.RECONNECT_REASONS``: ``close_1000``,
 ``close_1001``, ``abnormal_1006`` (TCP dropped without a close frame), other
@@ -52,7 +61,7 @@ import aiohttp
 import orjson
 
 from adlmon.errorlog import ErrorLog
-from adlmon.events import Event, FeedGap, ParseError, event_time_ms
+from adlmon.events import Event, FeedGap, ParseError, PartialParseError, event_time_ms
 from adlmon.metrics import reconnect_reason_for_close as close_reason
 from adlmon.net.backoff import Backoff, RepeatedFailure, parse_retry_after
 from adlmon.net.quarantine import Quarantine
@@ -189,6 +198,9 @@ class WsSession:
         self._connected_at = 0.0
         self._publishing = False
         self._http: aiohttp.ClientSession | None = None
+        self._control_pings = bool(getattr(adapter, "control_pings", False))
+        self._subscribe_interval_s = float(getattr(adapter, "subscribe_interval_s", 0.0) or 0.0)
+        self._on_raw = getattr(adapter, "on_raw", None)
 
     @property
     def delays(self) -> list[float]:
@@ -240,7 +252,8 @@ class WsSession:
             # lands as the inner call completes, and run() would then never stop.
             async with asyncio.timeout(self.liveness_timeout_s):
                 ws = await self._http.ws_connect(
-                    self.url, compress=0, heartbeat=None, autoping=True, autoclose=True,
+                    self.url, compress=0, heartbeat=None, autoping=not self._control_pings,
+                    autoclose=True,
                     max_msg_size=self.max_frame_bytes, decode_text=False, ssl=self.ssl,
                     timeout=aiohttp.ClientWSTimeout(ws_close=min(self.liveness_timeout_s, 5.0)))
         except aiohttp.WSServerHandshakeError as exc:
@@ -269,8 +282,10 @@ class WsSession:
         self._ping_sent = None
         for ch in self._busy:
             self.last_data[ch.name] = now
+        subs = self.adapter.subscriptions()
+        paced = subs[1:] if self._subscribe_interval_s > 0 else []
         try:
-            for sub in self.adapter.subscriptions():
+            for sub in subs[:1] if paced else subs:
                 await ws.send_str(orjson.dumps(sub).decode())
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             return "abnormal_1006", None, f"subscribe failed: {exc}"
@@ -279,20 +294,35 @@ class WsSession:
         released = self._set_connected(True)
         if released:
             await asyncio.shield(self.publish(released))
-        log.info("%s: connected to %s, %d subscriptions", self.name, self.url,
-                 len(self.adapter.subscriptions()))
+        log.info("%s: connected to %s, %d subscriptions", self.name, self.url, len(subs))
         if self._last_alive_ms is not None:
             await self._emit_gaps(self._last_alive_ms, self.now_ms())
         self._last_alive_ms = self.now_ms()
         reader = asyncio.create_task(self._read(ws))
         watchdog = asyncio.create_task(self._watch(ws))
+        tasks = [reader, watchdog]
+        if paced:
+            tasks.append(asyncio.create_task(self._pace(ws, paced)))
         try:
-            done, _ = await asyncio.wait({reader, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            while not (reader in done or watchdog in done):  # the pacer finished: keep reading
+                tasks = [reader, watchdog]
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             return (reader if reader in done else watchdog).result()
         finally:
-            for task in (reader, watchdog):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _pace(self, ws: aiohttp.ClientWebSocketResponse, subs: list) -> None:
+        """The remaining subscriptions, one per ``subscribe_interval_s`` (a send that fails
+        ends quietly: the reader sees the closed socket)."""
+        for sub in subs:
+            await asyncio.sleep(self._subscribe_interval_s)
+            try:
+                await ws.send_str(orjson.dumps(sub).decode())
+            except (aiohttp.ClientError, ConnectionError, RuntimeError):
+                return
 
     async def _emit_gaps(self, from_ms: int, to_ms: int) -> None:
         gaps: list[Event] = []
@@ -342,7 +372,16 @@ class WsSession:
                     return "frame_too_large", None, (f"frame over max_frame_bytes = "
                                                      f"{self.max_frame_bytes}: {exc}")
                 return "abnormal_1006", None, f"transport error: {exc}"
-            # PING/PONG/CLOSING frames: aiohttp answers pings itself; nothing to do.
+            elif msg.type is aiohttp.WSMsgType.PING:  # control_pings: answer, and it is a frame
+                self._last_frame = self.clock()
+                try:
+                    await ws.pong(msg.data)
+                except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                    return "abnormal_1006", None, f"pong not sent: {exc}"
+            elif msg.type is aiohttp.WSMsgType.PONG:
+                self._last_frame = self.clock()
+                self._ping_sent = None
+            # CLOSING frames (and, with autoping, PING/PONG): nothing to do.
 
     def _on_frame(self, raw: bytes | str) -> list[Event] | str | None:
         """Handle one frame; returns events to publish, an error text (fatal), or None."""
@@ -350,10 +389,17 @@ class WsSession:
         self._last_frame = now
         self._last_alive_ms = self.now_ms()
         adapter = self.adapter
+        if self._on_raw is not None:
+            self._on_raw(raw)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            if adapter.ignore_text(raw if isinstance(raw, bytes) else raw.encode()):
+            text = raw if isinstance(raw, bytes) else raw.encode()
+            if text == getattr(adapter, "pong_text", None):  # a literal text pong (OKX)
+                self._ping_sent = None
+                self.backoff.reset()
+                return None
+            if adapter.ignore_text(text):
                 return None
             self._parse_error(self._guess_channel(raw), "bad_json", str(exc), raw)
             return None
@@ -380,7 +426,7 @@ class WsSession:
             except ParseError as exc:
                 self.metrics.message(self.venue, channel, now=wall)
                 self._parse_error(channel, exc.reason, str(exc), raw)
-                return None
+                return (exc.events or None) if isinstance(exc, PartialParseError) else None
             except Exception as exc:  # a parser bug must not take the feed down
                 self.metrics.message(self.venue, channel, now=wall)
                 self._parse_error(channel, "exception", f"{exc.__class__.__name__}: {exc}", raw,
@@ -422,16 +468,22 @@ class WsSession:
     async def _watch(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, float | None, str]:
         tick = self._tick_s()
         ping = self.adapter.ping_message()
-        ping_text = orjson.dumps(ping).decode() if ping is not None else None
+        # bytes: a literal text frame (OKX's bare ``ping``), else a JSON message.
+        ping_text = (ping.decode() if isinstance(ping, bytes) else
+                     orjson.dumps(ping).decode() if ping is not None else None)
+        control = ping_text is None and self._control_pings
         next_ping = self._connected_at + self.ping_interval_s
         dead_after = self.ping_interval_s + self.liveness_timeout_s
         while True:
             await asyncio.sleep(tick)  # real time: the injectable sleep is for backoff waits
             now = self.clock()
-            if ping_text is not None and now >= next_ping:
+            if (ping_text is not None or control) and now >= next_ping:
                 next_ping = now + self.ping_interval_s
                 try:
-                    await ws.send_str(ping_text)
+                    if control:
+                        await ws.ping()
+                    else:
+                        await ws.send_str(ping_text)
                 except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
                     return "abnormal_1006", None, f"ping not sent: {exc}"
                 if self._ping_sent is None:

@@ -32,7 +32,9 @@ EVENTS = [
     AccountSnapshot("hyperliquid", "0xcc", 1000.0,
                     (PositionSnapshot("BTC", -0.5, 110000.0, 100000.0), PositionSnapshot("ETH", 2.0, 4000.0)), 6),
     LiquidationOrder("binance", "BTCUSDT", "sell", 0.5, 99000.0, 99100.0, 7, None),
+    LiquidationOrder("okx", "BTC-USDT-SWAP", "buy", 3.0, 99000.0, None, 7, 12.5, "BTC-USDT"),
     InsuranceFund("bybit", "USDT", 1.5e9, 8),
+    InsuranceFund("binance", "USDT:BTCUSDT", 7.9e8, 8, ("BTCUSDT", "ETHUSDT")),
     AdlSignal("okx", "BTC-USDT-SWAP", "warning", 9, {"x": 1}),
     FeedGap("hyperliquid", "trades", 10, 20, "abnormal_1006"),
 ]

@@ -183,3 +183,17 @@ def test_dashboard_provider_path_matches_the_compose_mount():
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"../grafana/dashboards:{prov['options']['path']}:ro" in mounts
     assert "../grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+def test_overview_has_a_row_per_cex_venue_with_fund_drawdown_armed_and_liquidation_flow():
+    dash = load(ROOT / "grafana" / "dashboards" / "adlmon-overview.json")
+    titles = [p["title"] for p in panels(dash)]
+    for venue in ("Binance", "Bybit", "OKX"):
+        assert f"{venue}: funds, ADL state, liquidations" in titles
+        mine = [p for p in panels(dash) if p["title"].startswith(venue + " ")]
+        used = " ".join(t["expr"] for p in mine for t in p.get("targets", []))
+        for name in ("adlmon_insurance_fund_usd", "adlmon_insurance_fund_drawdown_ratio",
+                     "adlmon_adl_armed", "adlmon_liquidations_total"):
+            assert name in used, (venue, name)
+    flow = {p["title"]: p["description"] for p in panels(dash) if p["title"].endswith("liquidation flow")}
+    assert "LOWER BOUNDS" in flow["Binance liquidation flow"] and "LOWER BOUNDS" in flow["OKX liquidation flow"]

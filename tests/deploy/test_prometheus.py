@@ -24,7 +24,7 @@ SEVERITIES = {"page", "warning", "info"}
 # The alert set the issue asks for, by what it detects.
 REQUIRED_ALERTS = {
     "AdlWaveDetected", "AdlExcessHaircutHigh", "AdlExcessHaircutRatioHigh", "AdlShortfallOpen",
-    "InsuranceFundDrawdown", "AdlArmed", "AdlmonFeedDown", "AdlmonFeedStale",
+    "AdlmonInsuranceFundDrawdown", "AdlmonAdlArmed", "AdlmonFeedDown", "AdlmonFeedStale",
     "AdlmonParseErrorsRising", "AdlmonDown",
 }
 

@@ -13,7 +13,12 @@ import orjson
 
 from adlmon.bus import nats as nats_bus
 from adlmon.config import ConfigError, parse_config
+from adlmon.venues.binance import parse as binance
+from adlmon.venues.bybit import fake as byf
+from adlmon.venues.bybit import parse as bybit
 from adlmon.venues.hyperliquid import parse as hl
+from adlmon.venues.okx import fake as okf
+from adlmon.venues.okx import parse as okx
 from adlmon.venues.hyperliquid import snapshot as hl_snap
 
 from tests.fuzz.harness import register
@@ -112,6 +117,45 @@ register("hyperliquid.rest.vaultDetails.name", hl.vault_name, [{"name": "HLP Liq
          events=False)
 register("hyperliquid.snapshot.account_values", _snapshot_events, ACCOUNT_VALUES)
 register("hyperliquid.snapshot.positions_by_market", lambda d: _snapshot_events(None, d), POSITIONS)
+# -- Bybit, OKX, Binance (issue 11): public frames, REST answers, private streams ----------
+def _fx(venue: str, name: str):
+    return orjson.loads((ROOT / "tests" / "fixtures" / venue / name).read_bytes())
+
+
+def _okx():
+    return okx.OkxParser({"IOST-USDT-SWAP": 1000.0, "BTC-USDT-SWAP": 0.01, "ETH-USDT-SWAP": 0.1})
+
+
+register("bybit.ws", lambda m: bybit.BybitParser().parse_obj(m),
+         [_fx("bybit", n) for n in ("adl_alert_numbers.json", "adl_alert_strings.json", "all_liquidation.json",
+                                     "insurance_ws.json", "tickers.json")]
+         + [orjson.loads(byf.execution(5, "BTCUSDT", "Sell", "60000", "1", "61000", "e1")[1]),
+            orjson.loads(byf.position(5, "BTCUSDT", "Buy", "2", "50000", 5)[1])])
+register("bybit.rest.adlAlert", lambda b: bybit.BybitParser().parse_rest("/v5/market/adlAlert", b),
+         [_fx("bybit", "rest_adl_alert.json")], form="bytes")
+register("bybit.rest.insurance", lambda b: bybit.BybitParser().parse_rest("/v5/market/insurance", b),
+         [_fx("bybit", "rest_insurance.json")], form="bytes")
+register("okx.ws", lambda m: _okx().parse_obj(m),
+         [_fx("okx", n) for n in ("adl_warning_v1.json", "adl_warning_v2.json", "liquidation_orders.json",
+                                  "mark_price.json")]
+         + [orjson.loads(okf.order_fill(5, "BTC-USDT-SWAP", "buy", "60000", "100", "59000", "a1")[1]),
+            orjson.loads(okf.position(5, "BTC-USDT-SWAP", "-200", "70000", "5")[1])])
+register("okx.rest.insurance-fund",
+         lambda b: _okx().parse_rest("/api/v5/public/insurance-fund", b),
+         [_fx("okx", "rest_insurance_fund.json")], form="bytes")
+register("okx.rest.instruments", lambda b: _okx().parse_rest("/api/v5/public/instruments", b),
+         [_fx("okx", "rest_instruments.json")], form="bytes")
+register("binance.ws", lambda m: binance.BinanceParser().parse_obj(m),
+         [_fx("binance", n) for n in ("force_order_raw.json", "force_order_combined.json", "mark_price_arr.json")]
+         + [{"e": "ORDER_TRADE_UPDATE", "E": 3, "T": 3, "o": {
+             "s": "BTCUSDT", "c": "adl_autoclose", "S": "BUY", "x": "TRADE", "X": "FILLED", "l": "1.5",
+             "L": "64000", "i": 7, "t": 99, "T": 3, "rp": "9000", "n": "0"}},
+            {"e": "ACCOUNT_UPDATE", "E": 1, "T": 1, "a": {"P": [{"s": "BTCUSDT", "pa": "-2", "ep": "70000"}]}}])
+register("binance.rest.insuranceBalance",
+         lambda b: binance.parse_rest("/fapi/v1/insuranceBalance", b),
+         [_fx("binance", "rest_insurance_balance.json")], form="bytes")
+register("binance.rest.symbolAdlRisk", lambda b: binance.parse_rest("/fapi/v1/symbolAdlRisk", b),
+         [_fx("binance", "rest_symbol_adl_risk.json")], form="bytes")
 # -- the NATS bus: messages as engine workers receive them ---------------------------------
 register("bus.nats.decode", nats_bus.decode,
          [orjson.loads(nats_bus.encode([e for m in WS.values() for f in m
