@@ -1,0 +1,588 @@
+"""dYdX v4 indexer frames and REST answers -> adlmon events (pure: no I/O, no clock).
+
+Shapes: venues-wire.md §1.2 (envelope), §1.3 (``v4_trades``), §1.4
+(``v4_markets``), §1.5 (``v4_subaccounts``), §1.8 (REST), §1.9 (bank balance).
+
+Definitions (issue 10, DESIGN §4 otherwise):
+
+- **ADL fill**: a trade of ``type == "DELEVERAGED"``, deduplicated on its ``id``,
+  except in a market whose status is ``FINAL_SETTLEMENT`` (a delisting close at
+  the oracle price, venues-wire §1.6): that one is counted
+  (``stats["final_settlement"]``), not a wave fill. ``LIQUIDATED`` trades are
+  liquidation fills (the liquidation counters). ``LIMIT`` and
+  ``TWAP_SUBORDER`` carry nothing the engine uses (counted in ``stats``).
+- **Time**: the trade's ``createdAt`` (ISO-8601, ms).
+- **Mark** M(t): the last oracle price with time ≤ t: ``v4_markets``
+  ``oraclePrices[m].oraclePrice`` at its ``effectiveAt``, and a snapshot's
+  (``subscribed`` or REST ``/v4/perpetualMarkets``) ``oraclePrice`` at the
+  frame's receive time. Every one is also a ``Mark`` event.
+- **Loser and winner**: the trade's ``side`` is the taker's, i.e. the
+  deleveraged (loser's) side: ``BUY`` means a short was deleveraged, so the
+  winner's long was closed (the winner's fill is a ``SELL``, s = +1). The
+  public trade names no account: the winner is ``winner:<id>`` (every fill its
+  own winner, so H is an upper bound of the per-winner figure) and the loser is
+  unknown (``liquidated_user`` None: the wave's deficit is unknown, not 0),
+  unless a watched subaccount's ``OFFSETTING`` / ``DELEVERAGED`` fill of the
+  same ``eventId`` arrived first (venues-wire §1.7 C): then the winner is
+  ``<address>/<number>`` with its ``positionSizeBefore`` when given, and the
+  loser likewise. The winner's fill has ``closed_pnl`` 0 (not public) and, when
+  its position before is unknown, a start position of exactly ``sz`` on the
+  closed side (the position is closed to flat: no residue in the ledger).
+- The ADL fill's ``liquidation.mark_px`` is M(t_k), so the engine's
+  B = Σ|M(t_k) − px_k|·sz_k (NaN when no mark of the market is known yet).
+
+The trade ``id`` is 12 bytes big-endian: height, tx index + 2, event index
+(§1.3, :func:`decode_trade_id`); a frame's trades are emitted in that order
+(REST and snapshots come newest first). ``Fill.tid`` packs them into int64:
+``height·2^32 + (tx+2 mod 2^8)·2^24 + (event mod 2^24)``; ``Fill.hash`` keeps the
+hex id (the dedupe key).
+
+:class:`DydxParser` holds what frames need across frames (seen ids, market
+status, mark history, subaccount fills); live sources and capture replay use
+the same instance type, fed in the same order, so both give the same events.
+Bad input raises ``ParseError`` (reasons ``bad_json``, ``bad_number``,
+``bad_value``, ``missing_field``, ``unknown_format``); a frame with some bad
+trades among good ones raises :class:`adlmon.events.PartialParseError`
+carrying the good ones' events (published, and the frame counted as an error).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from adlmon.events import (
+    ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, InsuranceFund, Liquidation, Mark,
+    ParseError, PartialParseError, PositionSnapshot,
+)
+
+VENUE = "dydx"
+DELEVERAGED, LIQUIDATED = "DELEVERAGED", "LIQUIDATED"
+OTHER_TRADE_TYPES = ("LIMIT", "TWAP_SUBORDER")
+TRADE_TYPES = (DELEVERAGED, LIQUIDATED, *OTHER_TRADE_TYPES)
+FINAL_SETTLEMENT = "FINAL_SETTLEMENT"
+MARKET_STATUSES = ("ACTIVE", "PAUSED", "CANCEL_ONLY", "POST_ONLY", "INITIALIZING", FINAL_SETTLEMENT)
+MESSAGE_TYPES = ("connected", "subscribed", "unsubscribed", "channel_data", "channel_batch_data",
+                 "pong", "error")
+CHANNELS = ("v4_trades", "v4_markets", "v4_subaccounts", "v4_block_height")
+WINNER_PREFIX = "winner:"
+USDC_DENOM = "ibc/8E27BA2D5493AF5636760E354E46004562C46AB7EC0CC4C1CA14E9E20E2545B5"
+MARK_HISTORY = 4096  # oracle prices kept per market for M(t) lookups
+_SIDES = {"BUY": BUY, "SELL": SELL}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+# ----------------------------------------------------------------------------- values
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def number(value: Any, field: str) -> float:
+    """A finite float from a decimal string or a JSON number (venues-wire "Types")."""
+    if value is None:
+        raise ParseError("missing_field", f"{field} is missing")
+    if value is True or value is False or not isinstance(value, (str, int, float)):
+        raise ParseError("bad_number", f"{field}: {_show(value)} is not a number")
+    try:
+        x = float(value)
+    except (ValueError, OverflowError):
+        raise ParseError("bad_number", f"{field}: {_show(value)} is not a number") from None
+    if x - x != 0.0:
+        raise ParseError("bad_number", f"{field}: {_show(value)} is not a finite number")
+    return x
+
+
+def positive(value: Any, field: str) -> float:
+    x = number(value, field)
+    if x <= 0.0:
+        raise ParseError("bad_value", f"{field}: {_show(value)} must be > 0")
+    return x
+
+
+def iso_ms(value: Any, field: str = "createdAt") -> int:
+    """``"2023-04-04T00:29:19.353Z"`` -> ms since the epoch (UTC; exact, no float)."""
+    if value is None:
+        raise ParseError("missing_field", f"{field} is missing")
+    if not isinstance(value, str) or not 20 <= len(value) <= 40 or not value.isascii():
+        raise ParseError("bad_value", f"{field}: {_show(value)} is not an ISO-8601 time")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ParseError("bad_value", f"{field}: {_show(value)} is not an ISO-8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    ms = (dt - _EPOCH) // _MS
+    if ms < 0:
+        raise ParseError("bad_value", f"{field}: {_show(value)} is before 1970")
+    return ms
+
+
+_MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - _EPOCH
+
+
+def ms_iso(ms: int) -> str:
+    """The inverse of :func:`iso_ms`: ``"2026-03-04T12:00:01.123Z"``."""
+    dt = _EPOCH + ms * _MS
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def decode_trade_id(tid: Any) -> tuple[int, int, int]:
+    """(height, tx_index, event_index) of a trade id (venues-wire §1.3)."""
+    if not isinstance(tid, str):
+        raise ParseError("bad_value" if tid is not None else "missing_field",
+                         f"id: {_show(tid)} is not a trade id")
+    if len(tid) != 24:
+        raise ParseError("unknown_format", f"id: {_show(tid)} is not 24 hex chars (a stale UUID id?)")
+    try:
+        b = bytes.fromhex(tid)
+    except ValueError:
+        raise ParseError("bad_value", f"id: {_show(tid)} is not hex") from None
+    return (int.from_bytes(b[0:4], "big"), int.from_bytes(b[4:8], "big") - 2,
+            int.from_bytes(b[8:12], "big"))
+
+
+def encode_trade_id(height: int, tx_index: int, event_index: int) -> str:
+    return (height.to_bytes(4, "big") + (tx_index + 2).to_bytes(4, "big")
+            + event_index.to_bytes(4, "big")).hex()
+
+
+def packed_tid(height: int, tx_index: int, event_index: int) -> int:
+    """The trade id as one int64 (module docstring)."""
+    return (height << 32) | (((tx_index + 2) & 0xFF) << 24) | (event_index & 0xFFFFFF)
+
+
+def event_id_hex(value: Any) -> str:
+    """A subaccount fill's ``eventId``: a hex string, or the older ``{"type": "Buffer",
+    "data": [bytes]}`` form (venues-wire §1.5)."""
+    if isinstance(value, str):
+        decode_trade_id(value)
+        return value.lower()
+    if isinstance(value, dict) and value.get("type") == "Buffer" and isinstance(value.get("data"), list):
+        data = value["data"]
+        if len(data) != 12 or not all(isinstance(x, int) and not isinstance(x, bool)
+                                      and 0 <= x < 256 for x in data):
+            raise ParseError("bad_value", f"eventId: {_show(value)} is not 12 bytes")
+        return bytes(data).hex()
+    raise ParseError("bad_value" if value is not None else "missing_field",
+                     f"eventId: {_show(value)} is neither hex nor a Buffer")
+
+
+def _obj(value: Any, field: str) -> dict:
+    if value is None:
+        raise ParseError("missing_field", f"{field} is missing")
+    if not isinstance(value, dict):
+        raise ParseError("bad_value", f"{field}: {_show(value)} is not an object")
+    return value
+
+
+def _list(value: Any, field: str) -> list:
+    if value is None:
+        raise ParseError("missing_field", f"{field} is missing")
+    if not isinstance(value, list):
+        raise ParseError("bad_value", f"{field}: {_show(value)} is not an array")
+    return value
+
+
+def _ticker(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 40:
+        raise ParseError("bad_value" if value is not None else "missing_field",
+                         f"{field}: {_show(value)} is not a market ticker")
+    return value
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("bad_json", f"not JSON: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- trades
+
+class Trade:
+    """One public trade, validated (``createdAtHeight`` only on REST/snapshots)."""
+
+    __slots__ = ("id", "height", "tx", "event", "side", "size", "price", "type", "time_ms")
+
+    def __init__(self, obj: Any):
+        t = _obj(obj, "trade")
+        self.id = t.get("id")
+        self.height, self.tx, self.event = decode_trade_id(self.id)
+        self.id = self.id.lower()
+        side = t.get("side")
+        if side not in _SIDES:
+            raise ParseError("bad_value" if side is not None else "missing_field",
+                             f"side: {_show(side)} is not BUY or SELL")
+        self.side = _SIDES[side]
+        self.size = positive(t.get("size"), "size")
+        self.price = positive(t.get("price"), "price")
+        kind = t.get("type")
+        if kind not in TRADE_TYPES:
+            raise ParseError("unknown_format" if isinstance(kind, str) else "missing_field"
+                             if kind is None else "bad_value",
+                             f"type: {_show(kind)} is not one of {', '.join(TRADE_TYPES)}")
+        self.type = kind
+        self.time_ms = iso_ms(t.get("createdAt"))
+        h = t.get("createdAtHeight")
+        if h is not None and number(h, "createdAtHeight") != self.height:
+            raise ParseError("bad_value", f"createdAtHeight {_show(h)} disagrees with id {self.id}")
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        return (self.height, self.tx, self.event)
+
+
+class SeenIds:
+    """A set that forgets its oldest ids past ``max_items`` (bounded dedupe memory)."""
+
+    def __init__(self, max_items: int = 500_000):
+        self.max_items = max_items
+        self._keys: set = set()
+        self._order: deque = deque()
+        self.duplicates = 0
+
+    def add(self, key) -> bool:
+        """True when ``key`` is new (and remembers it)."""
+        if key in self._keys:
+            self.duplicates += 1
+            return False
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self.max_items:
+            self._keys.discard(self._order.popleft())
+        return True
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+# ----------------------------------------------------------------------------- parser
+
+class DydxParser:
+    """Frames and REST answers of one dYdX v4 indexer -> events (module docstring).
+
+    ``parse_frame(obj, recv_ms)`` for a decoded websocket frame, ``parse_rest(req,
+    obj, recv_ms)`` for a decoded REST answer (``req``: path and query),
+    ``parse(record)`` for a capture record (``adlmon.io.capture``). ``stats``
+    counts what was seen and not turned into events.
+    """
+
+    def __init__(self, *, max_seen: int = 500_000, history_of_first_snapshot: bool = False,
+                 pools: dict[str, str] | None = None):
+        self.pools = dict(pools or {})  # bank address -> pool name (the metric label)
+        self.seen = SeenIds(max_seen)
+        self.status: dict[str, str] = {}
+        self._mark_t: dict[str, list[int]] = {}
+        self._mark_p: dict[str, list[float]] = {}
+        self.clob_pair: dict[str, str] = {}  # clobPairId -> ticker
+        self.atomic_resolution: dict[str, int] = {}
+        self.snapshotted: set[str] = set()  # markets whose first trades snapshot was seen
+        self.history_of_first_snapshot = history_of_first_snapshot
+        self.last_height: dict[str, int] = {}  # ticker -> highest trade height seen
+        self.head_height: int | None = None
+        self.offsetting: dict[str, tuple[str, float | None]] = {}  # eventId -> (winner, size before)
+        self.deleveraged: dict[str, str] = {}  # eventId -> loser subaccount
+        self.stats: dict[str, int] = {k: 0 for k in (
+            "trades", "adl", "liquidations", "other_trades", "duplicates", "history",
+            "final_settlement", "no_mark", "marks", "errors_from_venue", "named_winners")}
+
+    # ------------------------------------------------------------------ marks
+    def _mark(self, ticker: str, t: int, px: float) -> Mark:
+        ts = self._mark_t.setdefault(ticker, [])
+        ps = self._mark_p.setdefault(ticker, [])
+        if not ts or t >= ts[-1]:
+            ts.append(t)
+            ps.append(px)
+        else:  # an older price (another connection was faster): keep the history sorted
+            i = bisect.bisect_right(ts, t)
+            ts.insert(i, t)
+            ps.insert(i, px)
+        if len(ts) > MARK_HISTORY:
+            del ts[: len(ts) - MARK_HISTORY]
+            del ps[: len(ps) - MARK_HISTORY]
+        self.stats["marks"] += 1
+        return Mark(VENUE, ticker, px, px, t)
+
+    def mark_at(self, ticker: str, t: int) -> float | None:
+        """M(t): the last oracle price with time ≤ t (None when none is known)."""
+        ts = self._mark_t.get(ticker)
+        if not ts:
+            return None
+        i = bisect.bisect_right(ts, t) - 1
+        return self._mark_p[ticker][i] if i >= 0 else None
+
+    # ------------------------------------------------------------------ entry points
+    def parse(self, record: Any) -> list[Event]:
+        """One capture record (``CaptureRecord``) -> events."""
+        kind = record.kind
+        if kind == "ws":
+            return self.parse_frame(loads(record.frame), record.t_ms)
+        if kind == "rest":
+            req = record.extra.get("req", "")
+            return self.parse_rest(req if isinstance(req, str) else "", loads(record.frame), record.t_ms)
+        return []  # open / close marks
+
+    def parse_frame(self, obj: Any, recv_ms: int) -> list[Event]:
+        msg = _obj(obj, "frame")
+        mtype = msg.get("type")
+        if mtype in ("connected", "unsubscribed", "pong"):
+            return []
+        if mtype == "error":
+            self.stats["errors_from_venue"] += 1
+            return []
+        if mtype not in ("subscribed", "channel_data", "channel_batch_data"):
+            raise ParseError("unknown_format" if isinstance(mtype, str) else "missing_field",
+                             f"type: {_show(mtype)} is not a dYdX message type")
+        channel = msg.get("channel")
+        if channel not in CHANNELS:
+            raise ParseError("unknown_channel" if isinstance(channel, str) else "missing_field",
+                             f"channel: {_show(channel)}")
+        snapshot = mtype == "subscribed"
+        if mtype == "channel_batch_data":
+            parts = _list(msg.get("contents"), "contents")
+        else:
+            parts = [msg.get("contents")]
+        ident = msg.get("id")
+        out: list[Event] = []
+        errors: list[ParseError] = []
+        for contents in parts:
+            try:
+                if channel == "v4_trades":
+                    out += self.trades(_ticker(ident, "id"), contents, recv_ms, snapshot)
+                elif channel == "v4_markets":
+                    out += self.markets(contents, recv_ms, snapshot)
+                elif channel == "v4_subaccounts":
+                    out += self.subaccount(ident, contents, recv_ms, snapshot)
+                else:
+                    self._height(contents)
+            except PartialParseError as exc:
+                out += exc.events
+                errors.append(exc)
+            except ParseError as exc:
+                errors.append(exc)
+        return self._finish(out, errors)
+
+    def parse_rest(self, req: str, obj: Any, recv_ms: int) -> list[Event]:
+        path = req.partition("?")[0].rstrip("/")
+        if path.startswith("/v4/trades/perpetualMarket/"):
+            return self.trades(path.rsplit("/", 1)[1], obj, recv_ms, snapshot=True, rest=True)
+        if path == "/v4/perpetualMarkets":
+            return self.markets(obj, recv_ms, snapshot=True)
+        if path == "/v4/height":
+            self._height(obj)
+            return []
+        if path.startswith("/cosmos/bank/v1beta1/balances/"):
+            return self.bank_balance(path.rsplit("/", 1)[1], obj, recv_ms)
+        raise ParseError("unknown_format", f"REST answer of {_show(req)}: not a dYdX request adlmon makes")
+
+    @staticmethod
+    def _finish(out: list[Event], errors: list[ParseError]) -> list[Event]:
+        if not errors:
+            return out
+        first = errors[0]
+        if out:
+            raise PartialParseError(first.reason, f"{first} ({len(errors)} bad part(s); "
+                                    f"{len(out)} events kept)", out)
+        raise first
+
+    # ------------------------------------------------------------------ v4_trades
+    def trades(self, ticker: str, contents: Any, recv_ms: int, snapshot: bool,
+               rest: bool = False) -> list[Event]:
+        """``{"trades": [...]}`` of one market (update, snapshot or REST page)."""
+        rows = _list(_obj(contents, "contents").get("trades"), "trades")
+        good: list[Trade] = []
+        errors: list[ParseError] = []
+        for raw in rows:
+            try:
+                good.append(Trade(raw))
+            except ParseError as exc:
+                errors.append(exc)
+        good.sort(key=Trade.order.fget)
+        # The first snapshot of a market is history from before this run (not ours to
+        # apply: its marks are unknown); later snapshots and REST pages are backfill.
+        history = (snapshot and not rest and ticker not in self.snapshotted
+                   and not self.history_of_first_snapshot)
+        if snapshot and not rest:
+            self.snapshotted.add(ticker)
+        out: list[Event] = []
+        stats = self.stats
+        for tr in good:
+            if not self.seen.add(tr.id):
+                stats["duplicates"] += 1
+                continue
+            if tr.height > self.last_height.get(ticker, -1):
+                self.last_height[ticker] = tr.height
+            stats["trades"] += 1
+            if history:
+                stats["history"] += 1
+                continue
+            fill = self._fill(ticker, tr)
+            if fill is not None:
+                out.append(fill)
+        return self._finish(out, errors)
+
+    def _fill(self, ticker: str, tr: Trade) -> Fill | None:
+        stats = self.stats
+        if tr.type in OTHER_TRADE_TYPES:
+            stats["other_trades"] += 1
+            return None
+        mark = self.mark_at(ticker, tr.time_ms)
+        if mark is None:
+            stats["no_mark"] += 1
+            mark = math.nan
+        tid = packed_tid(tr.height, tr.tx, tr.event)
+        # The taker (side) is the liquidated / deleveraged account.
+        loser_start = tr.size if tr.side == SELL else -tr.size
+        if tr.type == LIQUIDATED:
+            stats["liquidations"] += 1
+            loser = f"liquidated:{ticker}"  # one ledger account per market, not per fill
+            return Fill(VENUE, ticker, loser, tr.side, tr.price, tr.size, tr.time_ms, loser_start,
+                        LIQUIDATION, 0.0, 0.0, tid, tr.id, Liquidation(loser, mark, "market"),
+                        LIQUIDATED)
+        if self.status.get(ticker) == FINAL_SETTLEMENT:
+            stats["final_settlement"] += 1
+            return None
+        stats["adl"] += 1
+        side = SELL if tr.side == BUY else BUY  # the winner's side
+        start = tr.size if side == SELL else -tr.size
+        named = self.offsetting.get(tr.id)
+        if named is not None:
+            stats["named_winners"] += 1
+            winner, before = named
+            if before is not None and before != 0.0 and (before > 0) == (side == SELL):
+                start = before
+        else:
+            winner = WINNER_PREFIX + tr.id
+        loser = self.deleveraged.get(tr.id)
+        return Fill(VENUE, ticker, winner, side, tr.price, tr.size, tr.time_ms, start, ADL,
+                    0.0, 0.0, tid, tr.id, Liquidation(loser, mark, "deleveraged"), DELEVERAGED)
+
+    # ------------------------------------------------------------------ v4_markets
+    def markets(self, contents: Any, recv_ms: int, snapshot: bool) -> list[Event]:
+        """Snapshot ``{"markets": {ticker: market}}`` or update ``{"trading"?, "oraclePrices"?}``."""
+        c = _obj(contents, "contents")
+        out: list[Event] = []
+        errors: list[ParseError] = []
+        if snapshot:
+            markets = _obj(c.get("markets"), "markets")
+            for key, m in markets.items():
+                try:
+                    out += self._market(key, _obj(m, f"markets.{key}"), recv_ms, with_price=True)
+                except ParseError as exc:
+                    errors.append(exc)
+            return self._finish(out, errors)
+        known = False
+        trading = c.get("trading")
+        if trading is not None:
+            known = True
+            for key, m in _obj(trading, "trading").items():
+                try:
+                    out += self._market(key, _obj(m, f"trading.{key}"), recv_ms, with_price=False)
+                except ParseError as exc:
+                    errors.append(exc)
+        prices = c.get("oraclePrices")
+        if prices is not None:
+            known = True
+            for key, p in _obj(prices, "oraclePrices").items():
+                try:
+                    p = _obj(p, f"oraclePrices.{key}")
+                    px = positive(p.get("oraclePrice"), f"oraclePrices.{key}.oraclePrice")
+                    t = iso_ms(p.get("effectiveAt"), f"oraclePrices.{key}.effectiveAt")
+                    out.append(self._mark(_ticker(key, "oraclePrices key"), t, px))
+                except ParseError as exc:
+                    errors.append(exc)
+        if not known and not errors:
+            raise ParseError("unknown_format", "v4_markets update has neither trading nor oraclePrices")
+        return self._finish(out, errors)
+
+    def _market(self, key: str, m: dict, recv_ms: int, with_price: bool) -> list[Event]:
+        ticker = _ticker(m.get("ticker", key), f"{key}.ticker")
+        status = m.get("status")
+        if status is not None:
+            if status not in MARKET_STATUSES:
+                raise ParseError("unknown_format", f"{ticker}.status: {_show(status)}")
+            self.status[ticker] = status
+        pair = m.get("clobPairId")
+        if pair is not None:
+            self.clob_pair[str(pair)] = ticker
+        res = m.get("atomicResolution")
+        if res is not None:
+            self.atomic_resolution[ticker] = int(number(res, f"{ticker}.atomicResolution"))
+        px = m.get("oraclePrice")
+        if with_price and px is not None:
+            return [self._mark(ticker, recv_ms, positive(px, f"{ticker}.oraclePrice"))]
+        if with_price:
+            raise ParseError("missing_field", f"{ticker}.oraclePrice is missing")
+        return []
+
+    def _height(self, contents: Any) -> None:
+        c = _obj(contents, "contents")
+        h = c.get("height", c.get("blockHeight"))
+        self.head_height = int(number(h, "height"))
+
+    # ------------------------------------------------------------------ v4_subaccounts
+    def subaccount(self, ident: Any, contents: Any, recv_ms: int, snapshot: bool) -> list[Event]:
+        """A watched subaccount (venues-wire §1.5): its snapshot -> AccountSnapshot; its
+        ``OFFSETTING`` / ``DELEVERAGED`` fills name the winner / loser of that trade id."""
+        if not isinstance(ident, str) or "/" not in ident:
+            raise ParseError("bad_value", f"id: {_show(ident)} is not address/number")
+        c = _obj(contents, "contents")
+        out: list[Event] = []
+        if snapshot:
+            sub = c.get("subaccount")
+            if sub is None:
+                return []  # a 404: the subaccount does not exist (yet)
+            sub = _obj(sub, "subaccount")
+            equity = number(sub.get("equity"), "subaccount.equity")
+            positions = []
+            for ticker, p in _obj(sub.get("openPerpetualPositions", {}),
+                                  "openPerpetualPositions").items():
+                p = _obj(p, f"openPerpetualPositions.{ticker}")
+                size = number(p.get("size"), f"{ticker}.size")
+                side = p.get("side")
+                if side not in ("LONG", "SHORT"):
+                    raise ParseError("bad_value", f"{ticker}.side: {_show(side)}")
+                if side == "SHORT" and size > 0:
+                    size = -size
+                positions.append(PositionSnapshot(_ticker(p.get("market", ticker), "market"), size,
+                                                  number(p.get("entryPrice"), f"{ticker}.entryPrice")))
+            out.append(AccountSnapshot(VENUE, ident, equity, tuple(positions), recv_ms))
+            return out
+        errors: list[ParseError] = []
+        for f in _list(c.get("fills", []), "fills"):
+            try:
+                f = _obj(f, "fill")
+                eid = event_id_hex(f.get("eventId"))
+                kind = f.get("type")
+                if kind == "OFFSETTING":
+                    before = f.get("positionSizeBefore")
+                    size_before = None if before is None else number(before, "positionSizeBefore")
+                    if size_before is not None and f.get("positionSideBefore") == "SHORT" and size_before > 0:
+                        size_before = -size_before
+                    self.offsetting[eid] = (ident, size_before)
+                elif kind == DELEVERAGED:
+                    self.deleveraged[eid] = ident
+            except ParseError as exc:
+                errors.append(exc)
+        return self._finish(out, errors)
+
+    # ------------------------------------------------------------------ insurance fund
+    def bank_balance(self, address: str, obj: Any, recv_ms: int) -> list[Event]:
+        """``/cosmos/bank/v1beta1/balances/{addr}`` -> the USDC balance (micro-USDC, §1.9)."""
+        balances = _list(_obj(obj, "bank answer").get("balances"), "balances")
+        amount = 0.0
+        for b in balances:
+            b = _obj(b, "balance")
+            if b.get("denom") == USDC_DENOM:
+                amount = number(b.get("amount"), "amount") * 1e-6
+        return [InsuranceFund(VENUE, self.pools.get(address, address), amount, recv_ms)]
