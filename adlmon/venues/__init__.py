@@ -35,6 +35,10 @@ class CaptureParser(Protocol):
 
     def parse(self, record: Any) -> list[Event]: ...
 
+    # Optional: ``finish() -> list[Event]``, the events still held when the input ends
+    # (a venue that merges several connections in time order holds some back).
+
+
 
 @dataclass(frozen=True)
 class SourceContext:

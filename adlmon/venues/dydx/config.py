@@ -33,6 +33,7 @@ class DydxConfig:
     insurance_funds: tuple[str, ...] = (INSURANCE_FUND,)  # module account names (§1.9)
     insurance_poll_interval_s: float = 60.0
     gap_ms: int = 5000  # the wave gap rule on this venue (DESIGN §4)
+    merge_hold_ms: int = 2000  # events wait this long (receive time) to be put in time order across connections
     quarantine_path: str = "quarantine.jsonl"
     quarantine_max_bytes: int = 10_000_000
 
@@ -67,6 +68,7 @@ RULES = {
     "backfill_max_pages": (lambda v: v >= 0, "must be >= 0"),
     "insurance_poll_interval_s": _POS,
     "gap_ms": (_positive, "must be a positive integer"),
+    "merge_hold_ms": (lambda v: 0 <= v < 60000, "must be in 0..59999 ms"),
     "quarantine_max_bytes": (lambda v: v >= 0, "must be >= 0"),
 }
 

@@ -38,8 +38,11 @@ The trade ``id`` is 12 bytes big-endian: height, tx index + 2, event index
 hex id (the dedupe key).
 
 :class:`DydxParser` holds what frames need across frames (seen ids, market
-status, mark history, subaccount fills); live sources and capture replay use
-the same instance type, fed in the same order, so both give the same events.
+status, mark history, subaccount fills). :class:`DydxStream` adds the
+time-ordered merge of the venue's connections (``adlmon.venues.merge``): it is
+the capture parser, and the live sources feed the same class in the same
+order (every frame and REST answer at its receive time), so both give the
+same events.
 Bad input raises ``ParseError`` (reasons ``bad_json``, ``bad_number``,
 ``bad_value``, ``missing_field``, ``unknown_format``); a frame with some bad
 trades among good ones raises :class:`adlmon.events.PartialParseError`
@@ -60,6 +63,8 @@ from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, InsuranceFund, Liquidation, Mark,
     ParseError, PartialParseError, PositionSnapshot,
 )
+from adlmon.venues.dydx.address import module_address
+from adlmon.venues.merge import TimeMerge
 
 VENUE = "dydx"
 DELEVERAGED, LIQUIDATED = "DELEVERAGED", "LIQUIDATED"
@@ -217,7 +222,7 @@ class Trade:
         self.height, self.tx, self.event = decode_trade_id(self.id)
         self.id = self.id.lower()
         side = t.get("side")
-        if side not in _SIDES:
+        if not isinstance(side, str) or side not in _SIDES:
             raise ParseError("bad_value" if side is not None else "missing_field",
                              f"side: {_show(side)} is not BUY or SELL")
         self.side = _SIDES[side]
@@ -272,9 +277,8 @@ class DydxParser:
     """Frames and REST answers of one dYdX v4 indexer -> events (module docstring).
 
     ``parse_frame(obj, recv_ms)`` for a decoded websocket frame, ``parse_rest(req,
-    obj, recv_ms)`` for a decoded REST answer (``req``: path and query),
-    ``parse(record)`` for a capture record (``adlmon.io.capture``). ``stats``
-    counts what was seen and not turned into events.
+    obj, recv_ms)`` for a decoded REST answer (``req``: path and query).
+    ``stats`` counts what was seen and not turned into events.
     """
 
     def __init__(self, *, max_seen: int = 500_000, history_of_first_snapshot: bool = False,
@@ -290,6 +294,8 @@ class DydxParser:
         self.history_of_first_snapshot = history_of_first_snapshot
         self.last_height: dict[str, int] = {}  # ticker -> highest trade height seen
         self.head_height: int | None = None
+        self.page_size = 0
+        self.page_low_height: int | None = None
         self.offsetting: dict[str, tuple[str, float | None]] = {}  # eventId -> (winner, size before)
         self.deleveraged: dict[str, str] = {}  # eventId -> loser subaccount
         self.stats: dict[str, int] = {k: 0 for k in (
@@ -322,16 +328,6 @@ class DydxParser:
         return self._mark_p[ticker][i] if i >= 0 else None
 
     # ------------------------------------------------------------------ entry points
-    def parse(self, record: Any) -> list[Event]:
-        """One capture record (``CaptureRecord``) -> events."""
-        kind = record.kind
-        if kind == "ws":
-            return self.parse_frame(loads(record.frame), record.t_ms)
-        if kind == "rest":
-            req = record.extra.get("req", "")
-            return self.parse_rest(req if isinstance(req, str) else "", loads(record.frame), record.t_ms)
-        return []  # open / close marks
-
     def parse_frame(self, obj: Any, recv_ms: int) -> list[Event]:
         msg = _obj(obj, "frame")
         mtype = msg.get("type")
@@ -408,6 +404,8 @@ class DydxParser:
             except ParseError as exc:
                 errors.append(exc)
         good.sort(key=Trade.order.fget)
+        self.page_size = len(rows)  # for the REST backfill loop (rest.py)
+        self.page_low_height = good[0].height if good else None
         # The first snapshot of a market is history from before this run (not ours to
         # apply: its marks are unknown); later snapshots and REST pages are backfill.
         history = (snapshot and not rest and ticker not in self.snapshotted
@@ -586,3 +584,60 @@ class DydxParser:
             if b.get("denom") == USDC_DENOM:
                 amount = number(b.get("amount"), "amount") * 1e-6
         return [InsuranceFund(VENUE, self.pools.get(address, address), amount, recv_ms)]
+
+
+class DydxStream(DydxParser):
+    """The venue's frames in arrival order -> events in time order (module docstring).
+
+    ``frame(obj, t)`` / ``rest(req, obj, t)`` live, ``parse(record)`` for a capture
+    record (the ``CaptureParser`` of the face), ``tick(now)`` between inputs and
+    ``finish()`` at the end. Each returns the events the merge releases; a bad
+    input raises ``ParseError``, or ``PartialParseError`` carrying what was
+    released (never lost).
+    """
+
+    def __init__(self, *, hold_ms: int = 2000, **kw):
+        super().__init__(**kw)
+        self.merge = TimeMerge(hold_ms)
+
+    def frame(self, obj: Any, t_ms: int) -> list[Event]:
+        return self._merged(self.parse_frame, (obj, t_ms), t_ms)
+
+    def rest(self, req: str, obj: Any, t_ms: int) -> list[Event]:
+        return self._merged(self.parse_rest, (req, obj, t_ms), t_ms)
+
+    def parse(self, record: Any) -> list[Event]:
+        """One capture record (``adlmon.io.capture.CaptureRecord``) -> released events."""
+        kind, t = record.kind, record.t_ms
+        if kind == "ws":
+            return self._merged(lambda: self.parse_frame(loads(record.frame), t), (), t)
+        if kind == "rest":
+            req = record.extra.get("req", "")
+            req = req if isinstance(req, str) else ""
+            return self._merged(lambda: self.parse_rest(req, loads(record.frame), t), (), t)
+        return self.merge.add([], t)  # open / close marks
+
+    def tick(self, now_ms: int) -> list[Event]:
+        return self.merge.tick(now_ms)
+
+    def finish(self) -> list[Event]:
+        return self.merge.flush()
+
+    def _merged(self, fn, args: tuple, t_ms: int) -> list[Event]:
+        try:
+            events = fn(*args)
+        except PartialParseError as exc:
+            raise PartialParseError(exc.reason, str(exc), self.merge.add(exc.events, t_ms)) from None
+        except ParseError as exc:
+            released = self.merge.add([], t_ms)
+            if released:
+                raise PartialParseError(exc.reason, str(exc), released) from None
+            raise
+        return self.merge.add(events, t_ms)
+
+
+def stream(cfg: Any) -> DydxStream:
+    """A fresh stream for a ``[venues.dydx]`` section (the face's capture parser; the live
+    sources use the same): its merge hold and insurance-fund pool names."""
+    return DydxStream(hold_ms=cfg.merge_hold_ms,
+                      pools={module_address(n): n for n in cfg.insurance_funds})

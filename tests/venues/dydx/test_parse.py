@@ -16,7 +16,7 @@ from adlmon.events import (
 )
 from adlmon.io.capture import CaptureRecord
 from adlmon.venues.dydx.parse import (
-    DydxParser, decode_trade_id, encode_trade_id, event_id_hex, iso_ms, ms_iso, packed_tid,
+    DydxParser, DydxStream, decode_trade_id, encode_trade_id, event_id_hex, iso_ms, ms_iso, packed_tid,
 )
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "dydx" / "documented_frames.json"
@@ -30,7 +30,7 @@ def frame(name: str) -> dict:
 
 def primed(oracle: bool = True) -> DydxParser:
     """A parser that has seen the markets snapshot (and, with ``oracle``, the block's oracle price)."""
-    p = DydxParser()
+    p = DydxStream(hold_ms=0)
     p.parse_frame(frame("markets_snapshot"), T_UPDATE - 5000)
     if oracle:
         p.parse_frame(frame("markets_oracle_update"), T_UPDATE)
@@ -294,7 +294,7 @@ def test_unknown_rest_answer_and_bad_json_are_parse_errors():
         p.parse_rest("/v4/orderbooks/perpetualMarket/BTC-USD", {}, 0)
     assert exc.value.reason == "unknown_format"
     with pytest.raises(ParseError) as exc:
-        p.parse(CaptureRecord(1, "dydx", "c", "ws", '{"type":'))
+        DydxStream().parse(CaptureRecord(1, "dydx", "c", "ws", '{"type":'))
     assert exc.value.reason == "bad_json"
 
 

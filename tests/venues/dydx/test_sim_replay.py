@@ -7,7 +7,7 @@ import pytest
 from adlmon.engine.engine import Engine
 from adlmon.io.capture import decode_line
 from adlmon.sim import open_lines
-from adlmon.venues.dydx.parse import DydxParser
+from adlmon.venues.dydx import FACE
 from adlmon.venues.dydx.sim import simulate
 
 PARAMS = dict(seed=4, accounts=600, coins=3)
@@ -21,13 +21,15 @@ def cascade(tmp_path_factory):
 
 
 def replay(out, truth):
-    parser = DydxParser()
+    parser = FACE.capture_parser(None)
     engine = Engine("dydx", gap_ms=truth["gap_ms"], horizons_ms=truth["horizons_ms"])
     waves = []
     for name in truth["files"]["capture"]:
         for line in open_lines(out / name):
             for e in parser.parse(decode_line(line)):
                 waves += engine.apply(e)
+    for e in parser.finish():
+        waves += engine.apply(e)
     return waves + engine.finish(), parser, engine
 
 
@@ -71,9 +73,10 @@ def test_replay_of_the_capture_reproduces_truth(cascade):
 
 def test_replaying_the_capture_twice_into_one_parser_adds_nothing(cascade):
     out, truth = cascade
-    parser = DydxParser()
+    parser = FACE.capture_parser(None)
     name = truth["files"]["capture"][0]
     first = [e for line in open_lines(out / name) for e in parser.parse(decode_line(line))]
+    first += parser.finish()
     fills = [e for line in open_lines(out / name) for e in parser.parse(decode_line(line))
-             if e.__class__.__name__ == "Fill"]
+             if e.__class__.__name__ == "Fill"] + parser.finish()
     assert fills == [] and any(e.__class__.__name__ == "Fill" for e in first)
