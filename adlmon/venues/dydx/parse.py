@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
@@ -63,6 +62,7 @@ from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, InsuranceFund, Liquidation, Mark,
     ParseError, PartialParseError, PositionSnapshot,
 )
+from adlmon.venues.dedupe import SeenSet
 from adlmon.venues.dydx.address import module_address
 from adlmon.venues.merge import TimeMerge
 
@@ -179,20 +179,20 @@ def event_id_hex(value: Any) -> str:
                      f"eventId: {_show(value)} is neither hex nor a Buffer")
 
 
-def _obj(value: Any, field: str) -> dict:
+def _typed(value: Any, field: str, kind: type, name: str):
     if value is None:
         raise ParseError("missing_field", f"{field} is missing")
-    if not isinstance(value, dict):
-        raise ParseError("bad_value", f"{field}: {_show(value)} is not an object")
+    if not isinstance(value, kind):
+        raise ParseError("bad_value", f"{field}: {_show(value)} is not {name}")
     return value
+
+
+def _obj(value: Any, field: str) -> dict:
+    return _typed(value, field, dict, "an object")
 
 
 def _list(value: Any, field: str) -> list:
-    if value is None:
-        raise ParseError("missing_field", f"{field} is missing")
-    if not isinstance(value, list):
-        raise ParseError("bad_value", f"{field}: {_show(value)} is not an array")
-    return value
+    return _typed(value, field, list, "an array")
 
 
 def _ticker(value: Any, field: str) -> str:
@@ -244,33 +244,6 @@ class Trade:
         return (self.height, self.tx, self.event)
 
 
-class SeenIds:
-    """A set that forgets its oldest ids past ``max_items`` (bounded dedupe memory)."""
-
-    def __init__(self, max_items: int = 500_000):
-        self.max_items = max_items
-        self._keys: set = set()
-        self._order: deque = deque()
-        self.duplicates = 0
-
-    def add(self, key) -> bool:
-        """True when ``key`` is new (and remembers it)."""
-        if key in self._keys:
-            self.duplicates += 1
-            return False
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self.max_items:
-            self._keys.discard(self._order.popleft())
-        return True
-
-    def __contains__(self, key) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
 # ----------------------------------------------------------------------------- parser
 
 class DydxParser:
@@ -284,7 +257,7 @@ class DydxParser:
     def __init__(self, *, max_seen: int = 500_000, history_of_first_snapshot: bool = False,
                  pools: dict[str, str] | None = None):
         self.pools = dict(pools or {})  # bank address -> pool name (the metric label)
-        self.seen = SeenIds(max_seen)
+        self.seen = SeenSet(max_seen)
         self.status: dict[str, str] = {}
         self._mark_t: dict[str, list[int]] = {}
         self._mark_p: dict[str, list[float]] = {}

@@ -60,6 +60,7 @@ from adlmon.net.quarantine import Quarantine
 from adlmon.net.rest import RestClient, WeightLimiter
 from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy, NullMetrics, WsSession
 from adlmon.supervise import Supervisor
+from adlmon.venues.dedupe import SeenSet
 from adlmon.venues.hyperliquid.parse import VENUE, parse_ws_message
 from adlmon.venues.hyperliquid.rest import (
     InfoClient, Vault, VaultStatePoller, discover_coins, discover_liquidators, known_liquidators,
@@ -82,33 +83,6 @@ _GREETING = b"Websocket connection established."
 
 def subscribe(sub: dict) -> dict:
     return {"method": "subscribe", "subscription": sub}
-
-
-class SeenSet:
-    """A set that forgets its oldest keys past ``max_items`` (bounded dedupe memory)."""
-
-    def __init__(self, max_items: int = 200_000):
-        self.max_items = max_items
-        self._keys: set = set()
-        self._order: deque = deque()
-        self.duplicates = 0
-
-    def add(self, key) -> bool:
-        """True when ``key`` is new (and remembers it)."""
-        if key in self._keys:
-            self.duplicates += 1
-            return False
-        self._keys.add(key)
-        self._order.append(key)
-        if len(self._order) > self.max_items:
-            self._keys.discard(self._order.popleft())
-        return True
-
-    def __contains__(self, key) -> bool:
-        return key in self._keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
 
 def fill_key(user: str, f: Any) -> tuple:
