@@ -28,7 +28,7 @@ Venue rules enforced (venues-wire.md §1.1, §1.2):
 Scripted faults: :meth:`drop` (every connection, without a close frame or with
 a code: 1001, 1012, ...), :meth:`stall` (no data frames sent, the venue plays on and the heartbeat too),
 :meth:`mute_heartbeat` (no pings sent and client pings unanswered),
-:meth:`resend` (the last frames again), :meth:`rate_limit_close` (close 1008),
+:meth:`resend` (the last frames again), :meth:`inject` (any frame, e.g. malformed), :meth:`rate_limit_close` (close 1008),
 :meth:`reject_upgrades` (HTTP 429 with Retry-After).
 """
 
@@ -217,6 +217,15 @@ class FakeDydx:
     def reject_upgrades(self, n: int, retry_after_s: int = 1) -> None:
         self.reject_left = n
         self.retry_after_s = retry_after_s
+
+    async def inject(self, obj: dict | str) -> None:
+        """Send one frame (a dict is enveloped; a str goes as is) to every subscriber of its
+        channel and id, e.g. a malformed one."""
+        for c in list(self.conns.values()):
+            if isinstance(obj, str):
+                await c.ws.send_str(obj)
+            elif (obj.get("channel"), obj.get("id") or "") in c.subs:
+                await self._send(c, obj)
 
     async def resend(self, n: int = 10) -> None:
         """Send the last ``n`` data frames again to their subscribers (a venue re-send)."""

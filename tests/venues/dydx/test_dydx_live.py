@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from adlmon.engine.engine import Engine
-from adlmon.events import FeedGap, Fill, InsuranceFund
+from adlmon.events import FeedGap, Fill, InsuranceFund, ParseError, PartialParseError
 from adlmon.io.capture import CaptureWriter, decode_line
 from adlmon.sim import open_lines
 from adlmon.venues import SourceContext
@@ -36,10 +36,19 @@ def cascade(tmp_path_factory):
 
 
 def replay_dir(path) -> list:
+    """What a replay of the capture publishes: bad records counted, their good events kept."""
     parser = FACE.capture_parser(None)
     files = sorted(path.glob("*.capture.jsonl*")) if path.is_dir() else [path]
-    return [e for f in files for line in open_lines(f) for e in parser.parse(decode_line(line))] \
-        + parser.finish()
+    out = []
+    for f in files:
+        for line in open_lines(f):
+            try:
+                out += parser.parse(decode_line(line))
+            except PartialParseError as exc:
+                out += exc.events
+            except ParseError:
+                pass
+    return out + parser.finish()
 
 
 def fill_keys(events) -> list[tuple]:
@@ -292,3 +301,23 @@ async def test_insurance_fund_is_read_from_the_bank_rest(cascade, tmp_path):
     fund = [e for e in live.events if isinstance(e, InsuranceFund)][0]
     assert (fund.pool, fund.balance_usd) == ("insurance_fund", 7500.0)
     assert [e for e in replay_dir(tmp_path / "d") if isinstance(e, InsuranceFund)][0] == fund
+
+
+async def test_malformed_frames_are_counted_and_their_good_trades_kept(cascade, tmp_path):
+    out, truth = cascade
+    tk = sorted(FakeDydx(out).markets)[0]
+    good = {"id": "7fffffff0000000200000001", "size": "0.5", "price": "100", "side": "BUY",
+            "createdAt": "2025-10-10T21:15:30.000Z", "type": "DELEVERAGED"}
+
+    async def faults(fake, live, truth):
+        await until(lambda: fake.now_ms() >= _first_adl_t(truth), "the first wave")
+        await fake.inject("{not json")
+        await fake.inject({"type": "channel_data", "channel": "v4_trades", "id": tk, "version": "2.1.0",
+                           "contents": {"trades": [good, {"id": "bad", "type": "DELEVERAGED"}]}})
+
+    live, fake = await play(cascade, tmp_path, faults)
+    errors = {ch: n for s in live.sources.sessions.values() for ch, n in s.parse_errors.items()}
+    assert errors.get("v4_trades") == 1 and sum(errors.values()) >= 2  # the bad JSON once per socket
+    assert any(isinstance(e, Fill) and e.hash == good["id"] for e in live.events)
+    assert all(s.connects == 1 for s in live.sources.sessions.values())  # nothing reconnected
+    assert not_gaps(live.events) == replay_dir(tmp_path / "cap")
