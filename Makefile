@@ -33,6 +33,7 @@ bench: venv
 	$(BIN)/python benchmarks/riskbased.py --update BENCHMARKS.md
 	$(BIN)/python benchmarks/burst.py
 	$(BIN)/python benchmarks/archive_hour.py
+	$(BIN)/python benchmarks/capture_replay.py
 
 # Every parser entry point (tests/fuzz/entry_points.py), 100,000 generated and mutated
 # inputs each, through parse -> engine; writes BENCHMARKS.md "## Fuzzing" (~10 min on one core).
