@@ -30,6 +30,8 @@ class DydxConfig:
     rest_page_limit: int = 1000  # trades per backfill page (API_LIMIT_V4)
     backfill_max_pages: int = 20  # per market and reconnect; what is left is a FeedGap
     lcd_url: str = ""  # a node's Cosmos REST for the insurance fund balance; "" = not read
+    node_rest_url: str = ""  # a node's Cosmos REST for block decode (names ADL winners); "" = off
+    decode_wait_ms: int = 3000  # an ADL fill waits this long (receive time) for its block, then goes unnamed
     insurance_funds: tuple[str, ...] = (INSURANCE_FUND,)  # module account names (§1.9)
     insurance_poll_interval_s: float = 60.0
     gap_ms: int = 5000  # the wave gap rule on this venue (DESIGN §4)
@@ -53,6 +55,8 @@ RULES = {
     "ws_url": _URL_WS,
     "rest_url": _URL_HTTP,
     "lcd_url": _URL_HTTP_OR_EMPTY,
+    "node_rest_url": _URL_HTTP_OR_EMPTY,
+    "decode_wait_ms": (lambda v: 0 <= v < 60000, "must be in 0..59999 ms"),
     "markets": (lambda v: all(0 < len(m) <= 40 for m in v), "must be market tickers like \"BTC-USD\""),
     "subaccounts": (lambda v: all(_subaccount_ok(s) for s in v),
                     'must be "address/number" with a number below 128000'),

@@ -23,7 +23,8 @@ Venue rules enforced (venues-wire.md §1.1, §1.2):
   then close 1008 ``{"message":"Rate limited"}``; invalid messages likewise;
 * REST: ``/v4/perpetualMarkets``, ``/v4/trades/perpetualMarket/{ticker}``
   (``limit``, ``createdBeforeOrAtHeight``; newest first), ``/v4/height``, and
-  a node's ``/cosmos/bank/v1beta1/balances/{addr}`` (``bank_balances``).
+  a node's ``/cosmos/bank/v1beta1/balances/{addr}`` (``bank_balances``) and
+  ``/cosmos/tx/v1beta1/txs/block/{h}`` (``node_blocks.json`` of the simulator).
 
 Scripted faults: :meth:`drop` (every connection, without a close frame or with
 a code: 1001, 1012, ...), :meth:`stall` (no data frames sent, the venue plays on and the heartbeat too),
@@ -49,6 +50,7 @@ from aiohttp import WSMsgType, web
 from adlmon.io.capture import SUFFIX, WS, decode_line
 from adlmon.sim import open_lines
 from adlmon.venues.dydx.parse import USDC_DENOM, decode_trade_id, ms_iso
+from adlmon.venues.dydx.sim import NODE_BLOCKS
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,8 @@ class FakeDydx:
                  subscribes_per_s: float | None = None, rest_points_per_10s: int | None = None,
                  bank_balances: dict[str, int] | None = None):
         self.markets, self.timeline = load_capture(capture)
+        blocks = Path(capture) / NODE_BLOCKS if Path(capture).is_dir() else None
+        self.node_blocks = orjson.loads(blocks.read_bytes()) if blocks and blocks.exists() else {}
         for m in self.markets.values():
             m.setdefault("status", "ACTIVE")
         self.speed = speed
@@ -173,6 +177,7 @@ class FakeDydx:
         app.router.add_get("/v4/trades/perpetualMarket/{ticker}", self._rest_trades)
         app.router.add_get("/v4/height", self._rest_height)
         app.router.add_get("/cosmos/bank/v1beta1/balances/{addr}", self._rest_bank)
+        app.router.add_get("/cosmos/tx/v1beta1/txs/block/{height}", self._rest_block)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -433,6 +438,14 @@ class FakeDydx:
     async def _rest_height(self, request: web.Request):
         return self._rest_limited(request) or web.json_response(
             {"height": str(self.height), "time": ms_iso(self.now_ms())}, dumps=_dumps)
+
+    async def _rest_block(self, request: web.Request):
+        """A node's decoded block, only once the venue has played past its height."""
+        self.rest_log.append(request.path_qs)
+        h = request.match_info["height"]
+        if h not in self.node_blocks or not h.isdigit() or int(h) > self.height:
+            return web.json_response({"code": 5, "message": f"block {h} not found"}, status=404)
+        return web.json_response(self.node_blocks[h], dumps=_dumps)
 
     async def _rest_bank(self, request: web.Request):
         addr = request.match_info["addr"]

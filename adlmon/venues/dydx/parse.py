@@ -52,7 +52,9 @@ carrying the good ones' events (published, and the frame counted as an error).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -77,6 +79,8 @@ MESSAGE_TYPES = ("connected", "subscribed", "unsubscribed", "channel_data", "cha
 CHANNELS = ("v4_trades", "v4_markets", "v4_subaccounts", "v4_block_height")
 WINNER_PREFIX = "winner:"
 USDC_DENOM = "ibc/8E27BA2D5493AF5636760E354E46004562C46AB7EC0CC4C1CA14E9E20E2545B5"
+BLOCK_TXS_PATH = "/cosmos/tx/v1beta1/txs/block/"  # a node's decoded block (venues-wire §1.7 A)
+_PROPOSED_OPERATIONS = re.compile(r"(^|[./])MsgProposedOperations$")
 MARK_HISTORY = 4096  # oracle prices kept per market for M(t) lookups
 _SIDES = {"BUY": BUY, "SELL": SELL}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -202,6 +206,15 @@ def _ticker(value: Any, field: str) -> str:
     return value
 
 
+def _subaccount(value: Any, field: str) -> str:
+    """``{owner, number}`` -> ``"owner/number"`` (the v4_subaccounts id form)."""
+    v = _obj(value, field)
+    owner = v.get("owner")
+    if not isinstance(owner, str) or not owner:
+        raise ParseError("missing_field" if owner is None else "bad_value", f"{field}.owner")
+    return f"{owner}/{int(number(v.get('number', 0), field + '.number'))}"
+
+
 def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
@@ -278,6 +291,7 @@ class DydxParser:
         self.page_low_height: int | None = None
         self.offsetting: dict[str, tuple[str, float | None]] = {}  # eventId -> (winner, size before)
         self.deleveraged: dict[str, str] = {}  # eventId -> loser subaccount
+        self.blocks: dict[int, list] = {}  # height -> decoded deleveraging fills (block decode)
         self.stats: dict[str, int] = {k: 0 for k in (
             "trades", "adl", "liquidations", "other_trades", "duplicates", "history",
             "final_settlement", "no_mark", "marks", "errors_from_venue", "named_winners")}
@@ -357,6 +371,8 @@ class DydxParser:
         if path == "/v4/height":
             self._height(obj)
             return []
+        if path.startswith(BLOCK_TXS_PATH):
+            return self.block(path.rsplit("/", 1)[1], obj)
         if path.startswith("/cosmos/bank/v1beta1/balances/"):
             return self.bank_balance(path.rsplit("/", 1)[1], obj, recv_ms)
         raise ParseError("unknown_format", f"REST answer of {_show(req)}: not a dYdX request adlmon makes")
@@ -554,6 +570,52 @@ class DydxParser:
                 errors.append(exc)
         return self._finish(out, errors)
 
+    # ------------------------------------------------------------------ block decode
+    def block(self, height: str, obj: Any) -> list[Event]:
+        """A node's ``/cosmos/tx/v1beta1/txs/block/{h}`` -> the deleveraging matches of the
+        block (venues-wire §1.7 A), kept by height for :class:`DydxStream` to name the
+        winner and loser of that block's DELEVERAGED trades. No events of its own."""
+        if not height.isdigit():
+            raise ParseError("bad_value", f"block height {_show(height)}")
+        ops = []
+        for tx in _list(_obj(obj, "block answer").get("txs"), "txs"):
+            body = _obj(_obj(tx, "tx").get("body"), "tx.body")
+            for msg in _list(body.get("messages"), "messages"):
+                msg = _obj(msg, "message")
+                if not _PROPOSED_OPERATIONS.search(str(msg.get("@type", ""))):
+                    continue
+                for op in _list(msg.get("operations_queue"), "operations_queue"):
+                    m = _obj(op, "operation").get("match")
+                    d = m.get("match_perpetual_deleveraging") if isinstance(m, dict) else None
+                    if d is None:
+                        continue
+                    d = _obj(d, "match_perpetual_deleveraging")
+                    loser = _subaccount(d.get("liquidated"), "liquidated")
+                    pid = str(int(number(d.get("perpetual_id", 0), "perpetual_id")))
+                    for f in _list(d.get("fills"), "fills"):
+                        f = _obj(f, "fill")
+                        ops.append([pid, int(number(f.get("fill_amount"), "fill_amount")),
+                                    _subaccount(f.get("offsetting_subaccount_id"), "offsetting"),
+                                    loser, False])
+        self.blocks[int(height)] = ops
+        return []
+
+    def _name_from_block(self, fill: Fill, ops: list) -> Fill:
+        """The block's first unused deleveraging fill of the same perpetual and amount."""
+        res = self.atomic_resolution.get(fill.coin)
+        pids = {p for p, t in self.clob_pair.items() if t == fill.coin}
+        if res is None or not pids:
+            return fill
+        for op in ops:
+            if op[4] or op[0] not in pids:
+                continue
+            if abs(op[1] * 10.0 ** res - fill.sz) <= 1e-9 * fill.sz:
+                op[4] = True
+                self.stats["named_winners"] += 1
+                liq = dataclasses.replace(fill.liquidation, liquidated_user=op[3])
+                return dataclasses.replace(fill, user=op[2], liquidation=liq)
+        return fill
+
     # ------------------------------------------------------------------ insurance fund
     def bank_balance(self, address: str, obj: Any, recv_ms: int) -> list[Event]:
         """``/cosmos/bank/v1beta1/balances/{addr}`` -> the USDC balance (micro-USDC, §1.9)."""
@@ -576,9 +638,17 @@ class DydxStream(DydxParser):
     released (never lost).
     """
 
-    def __init__(self, *, hold_ms: int = 2000, **kw):
+    def __init__(self, *, hold_ms: int = 2000, decode_blocks: bool = False,
+                 decode_wait_ms: int = 3000, **kw):
         super().__init__(**kw)
         self.merge = TimeMerge(hold_ms)
+        # Block decode (venues-wire §1.7 A): an unnamed ADL fill waits (receive time) for its
+        # block's answer, at most decode_wait_ms, then goes on unnamed.
+        self.decode_blocks = decode_blocks
+        self.decode_wait_ms = decode_wait_ms
+        self.pending: dict[int, list[tuple[int, Fill]]] = {}  # height -> (received, fill)
+        self.wanted: list[int] = []  # heights whose block the sources should fetch
+        self.stats["decode_timeouts"] = 0
 
     def frame(self, obj: Any, t_ms: int) -> list[Event]:
         return self._merged(self.parse_frame, (obj, t_ms), t_ms)
@@ -594,30 +664,81 @@ class DydxStream(DydxParser):
         if kind == "rest":
             req = record.extra.get("req", "")
             req = req if isinstance(req, str) else ""
-            return self._merged(lambda: self.parse_rest(req, loads(record.frame), t), (), t)
-        return self.merge.add([], t)  # open / close marks
+            return self._merged(self._rest_text, (req, record.frame, t), t)
+        return self._merged(lambda: [], (), t)  # open / close marks
+
+    def _rest_text(self, req: str, text: str, t_ms: int) -> list[Event]:
+        return self.parse_rest(req, loads(text), t_ms)
 
     def tick(self, now_ms: int) -> list[Event]:
-        return self.merge.tick(now_ms)
+        return self.merge.add(self._expired(now_ms), now_ms)
 
     def finish(self) -> list[Event]:
-        return self.merge.flush()
+        rest = [f for h in self.pending for _t, f in self.pending[h]]
+        self.pending.clear()
+        return self.merge.add(rest, self.merge.released_until or 0) + self.merge.flush()
+
+    def _expired(self, t_ms: int) -> list[Event]:
+        if not self.pending:
+            return []
+        out = []
+        for h in list(self.pending):  # first-arrival order: what expires is a prefix
+            waiting = self.pending[h]
+            if t_ms - waiting[0][0] >= self.decode_wait_ms:
+                out += [f for _t, f in waiting]
+                self.stats["decode_timeouts"] += len(waiting)
+                del self.pending[h]
+        return out
+
+    def _hold_for_block(self, events: list[Event], t_ms: int) -> list[Event]:
+        """Unnamed ADL fills wait for their block; fills of a block already decoded are named."""
+        out = []
+        for e in events:
+            if e.__class__ is Fill and e.kind == ADL and e.user.startswith(WINNER_PREFIX):
+                h = e.tid >> 32
+                ops = self.blocks.get(h)
+                if ops is not None:
+                    out.append(self._name_from_block(e, ops))
+                    continue
+                if h not in self.pending:
+                    self.pending[h] = []
+                    self.wanted.append(h)
+                self.pending[h].append((t_ms, e))
+            else:
+                out.append(e)
+        return out
+
+    def _after_block(self, req: str) -> list[Event]:
+        path = req.partition("?")[0].rstrip("/")
+        if not path.startswith(BLOCK_TXS_PATH):
+            return []
+        h = int(path.rsplit("/", 1)[1])
+        ops = self.blocks.get(h, [])
+        return [self._name_from_block(f, ops) for _t, f in self.pending.pop(h, [])]
 
     def _merged(self, fn, args: tuple, t_ms: int) -> list[Event]:
+        before = self._expired(t_ms)  # what a live tick would have released before this input
         try:
             events = fn(*args)
         except PartialParseError as exc:
-            raise PartialParseError(exc.reason, str(exc), self.merge.add(exc.events, t_ms)) from None
+            events = before + self._held(exc.events, t_ms)
+            raise PartialParseError(exc.reason, str(exc), self.merge.add(events, t_ms)) from None
         except ParseError as exc:
-            released = self.merge.add([], t_ms)
+            released = self.merge.add(before, t_ms)
             if released:
                 raise PartialParseError(exc.reason, str(exc), released) from None
             raise
-        return self.merge.add(events, t_ms)
+        if self.decode_blocks and fn in (self.parse_rest, self._rest_text):
+            events = events + self._after_block(args[0])
+        return self.merge.add(before + self._held(events, t_ms), t_ms)
+
+    def _held(self, events: list[Event], t_ms: int) -> list[Event]:
+        return self._hold_for_block(events, t_ms) if self.decode_blocks else events
 
 
 def stream(cfg: Any) -> DydxStream:
     """A fresh stream for a ``[venues.dydx]`` section (the face's capture parser; the live
     sources use the same): its merge hold and insurance-fund pool names."""
-    return DydxStream(hold_ms=cfg.merge_hold_ms,
+    return DydxStream(hold_ms=cfg.merge_hold_ms, decode_blocks=bool(cfg.node_rest_url),
+                      decode_wait_ms=cfg.decode_wait_ms,
                       pools={module_address(n): n for n in cfg.insurance_funds})

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from adlmon.events import Event, ParseError
 from adlmon.io.capture import REST
 from adlmon.net.rest import RestClient, RestError, WeightLimiter
-from adlmon.venues.dydx.parse import DydxStream
+from adlmon.venues.dydx.parse import BLOCK_TXS_PATH, DydxStream
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,15 @@ class IndexerRest:
 
     def __init__(self, rest_url: str, parser: DydxStream, *, points_per_10s: int,
                  now_ms: Callable[[], int], capture: Any = None, lcd_url: str = "",
+                 node_rest_url: str = "",
                  on_result: Callable[[str], None] | None = None, timeout_s: float = 10.0):
         limiter = WeightLimiter(points_per_10s * 6, burst=points_per_10s)
         self.indexer = RestClient(rest_url.rstrip("/"), limiter, timeout_s=timeout_s,
                                   on_result=on_result)
         self.lcd = RestClient(lcd_url.rstrip("/"), WeightLimiter(60), timeout_s=timeout_s,
                               on_result=on_result) if lcd_url else None
+        self.node = RestClient(node_rest_url.rstrip("/"), WeightLimiter(600, burst=20),
+                               timeout_s=timeout_s, on_result=on_result) if node_rest_url else None
         self.parser = parser
         self.now_ms = now_ms
         self.capture = capture
@@ -97,10 +100,17 @@ class IndexerRest:
             return []
         return await self._get(self.lcd, f"/cosmos/bank/v1beta1/balances/{address}")
 
+    async def block(self, height: int) -> list[Event]:
+        """A node's decoded block (block decode, venues-wire §1.7 A): names the winners of
+        the ADL fills of that height that wait in the stream."""
+        if self.node is None:
+            return []
+        return await self._get(self.node, f"{BLOCK_TXS_PATH}{height}")
+
     async def close(self) -> None:
-        await self.indexer.close()
-        if self.lcd is not None:
-            await self.lcd.close()
+        for client in (self.indexer, self.lcd, self.node):
+            if client is not None:
+                await client.close()
 
 
 __all__ = ["IndexerRest", "RestError"]

@@ -31,6 +31,12 @@ winner (what public data gives; the exact per-winner figure is
 ``production_haircut_exact_usd``, netting the model's real winners), deficit
 unknown. ``model_needed_usd`` is the model's own B for the same wave (its
 ``markPx``), a cross-check of the rendering.
+
+``node_blocks.json`` holds, per height with ADL, what a node's
+``/cosmos/tx/v1beta1/txs/block/{h}`` would answer (venues-wire §1.7 A): tx 0's
+``MsgProposedOperations`` with one ``match_perpetual_deleveraging`` per
+(loser, market), its fills naming the model's winners ``<address>/0``; the
+fake indexer serves it as a node for the optional block decode.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -47,6 +54,8 @@ from adlmon.io.capture import CLOSE, OPEN, SUFFIX, WS, CaptureRecord, encode
 from adlmon.venues.dydx.parse import VENUE, encode_trade_id, ms_iso
 
 SRC = "sim#0"
+ATOMIC_RESOLUTION = -10  # every simulated market's (sizes are multiples of 1e-10)
+NODE_BLOCKS = "node_blocks.json"
 _SIDE = {"B": "BUY", "A": "SELL"}
 
 
@@ -59,7 +68,7 @@ def _market(tk: str, pair: int, px: str, status: str = "ACTIVE") -> dict:
     return {"clobPairId": str(pair), "ticker": tk, "status": status, "oraclePrice": px,
             "priceChange24H": "0", "volume24H": "0", "trades24H": 0, "nextFundingRate": "0",
             "initialMarginFraction": "0.05", "maintenanceMarginFraction": "0.03",
-            "openInterest": "0", "atomicResolution": -10, "quantumConversionExponent": -9,
+            "openInterest": "0", "atomicResolution": ATOMIC_RESOLUTION, "quantumConversionExponent": -9,
             "tickSize": "1", "stepSize": "0.0001", "stepBaseQuantums": 1000000,
             "subticksPerTick": 100000, "marketType": "CROSS", "baseOpenInterest": "0"}
 
@@ -123,6 +132,7 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
         cap.frame(t, {"type": "channel_data", "channel": "v4_markets", "version": "1.0.0",
                       "contents": {"oraclePrices": contents}})
 
+    node_blocks: dict[str, dict] = {}
     last_t = t0
     for b in blocks:
         events = b["events"]
@@ -131,6 +141,7 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
         last_t = t
         prices: dict[str, str] = {}
         by_market: dict[str, list[dict]] = {}
+        matches: dict[tuple[str, str], dict] = {}  # (loser, market) -> match_perpetual_deleveraging
         for i in range(0, len(events), 2):
             (u1, f1), (_u2, f2) = events[i], events[i + 1]
             tk = ticker(f1["coin"])
@@ -140,8 +151,13 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
                 kind, side = "DELEVERAGED", _SIDE[f2["side"]]
                 prices[tk] = liq["markPx"]
                 s = 1.0 if f1["side"] == "A" else -1.0  # the winner sold: its long was closed
-                adl.append((t, tk, s, float(f1["sz"]), float(f1["px"]), u1, tid))
+                adl.append((t, tk, s, float(f1["sz"]), float(f1["px"]), f"{u1}/0", tid))
                 counts["adl"] += 1
+                m = matches.setdefault((_u2, tk), {
+                    "liquidated": {"owner": _u2, "number": 0}, "perpetual_id": pair[tk],
+                    "fills": [], "is_final_settlement": False})
+                m["fills"].append({"offsetting_subaccount_id": {"owner": u1, "number": 0},
+                                   "fill_amount": str(int(Decimal(f1["sz"]).scaleb(-ATOMIC_RESOLUTION)))})
             else:
                 if liq is not None and liq.get("liquidatedUser") == u1:
                     kind = "LIQUIDATED"
@@ -155,6 +171,8 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
             counts["trades"] += 1
             by_market.setdefault(tk, []).append({"id": tid, "size": f1["sz"], "price": f1["px"],
                                                  "side": side, "createdAt": ms_iso(t), "type": kind})
+        if matches:
+            node_blocks[str(height)] = _block_answer(matches.values())
         if prices:
             oracle(t, height, prices)
         for tk, trades in by_market.items():
@@ -178,7 +196,17 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
         last_t = t
     cap.mark(last_t, CLOSE)
     cap.close()
+    (out / NODE_BLOCKS).write_bytes(orjson.dumps(node_blocks))
     return _truth(adl, oracle_t, oracle_p, gap_ms, tuple(horizons_ms), counts, path)
+
+
+def _block_answer(matches) -> dict:
+    """A node's ``/cosmos/tx/v1beta1/txs/block/{h}`` answer with tx 0 = MsgProposedOperations
+    (venues-wire §1.7 A; the JSON shape is the Cosmos SDK's, numbers as proto-JSON strings)."""
+    ops = [{"match": {"match_perpetual_deleveraging": m}} for m in matches]
+    return {"txs": [{"body": {"messages": [{"@type": "/dydxprotocol.clob.MsgProposedOperations",
+                                            "operations_queue": ops}]}}],
+            "pagination": {"next_key": None, "total": "1"}}
 
 
 def _mark_at(ts: list[int], ps: list[float], t: int) -> float:

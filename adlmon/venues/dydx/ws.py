@@ -189,6 +189,7 @@ class DydxSources:
         self.rest = IndexerRest(self.cfg.rest_url, self.parser,
                                 points_per_10s=self.cfg.rest_points_per_10s, now_ms=ctx.now_ms,
                                 capture=ctx.capture, lcd_url=self.cfg.lcd_url,
+                                node_rest_url=self.cfg.node_rest_url,
                                 timeout_s=discovery_timeout_s)
         self.quarantine = Quarantine(self.cfg.quarantine_path, self.cfg.quarantine_max_bytes)
         self.markets: list[str] = list(self.cfg.markets)
@@ -199,6 +200,8 @@ class DydxSources:
         self.backfills = 0
         self.backfilled_events = 0
         self.backfill_gaps = 0
+        self.blocks_decoded = 0
+        self.block_errors = 0
         self.insurance_polls = 0
         self.last_insurance_error = ""
         self._tasks: list[asyncio.Task] = []
@@ -263,6 +266,8 @@ class DydxSources:
 
     def emit(self, events: list[Event]) -> None:
         """Events the merge released, in release order (one outbox, one publisher)."""
+        if self.parser.wanted:
+            self.fetch_blocks()
         if events:
             self._outbox.append(events)
             self._outbox_ready.set()
@@ -278,6 +283,20 @@ class DydxSources:
     async def _from_session(self, events: list[Event]) -> None:
         """What a session publishes itself: its FeedGaps, which join the merge at now."""
         self.emit(self.parser.merge.add(events, self.ctx.now_ms()))
+
+    def fetch_blocks(self) -> None:
+        """Block decode: fetch the blocks whose ADL fills wait in the stream."""
+        wanted = self.parser.wanted
+        while wanted:
+            self._spawn(self._fetch_block(wanted.pop(0)), "dydx.block")
+
+    async def _fetch_block(self, height: int) -> None:
+        try:
+            self.emit(await self.rest.block(height))
+            self.blocks_decoded += 1
+        except Exception as exc:  # the fills go on unnamed after decode_wait_ms
+            self.block_errors += 1
+            log.warning("dydx: block %d not decoded: %s", height, exc)
 
     def schedule_backfill(self, heights: dict[str, int]) -> None:
         self._spawn(self._backfill(heights), "dydx.backfill")
@@ -361,7 +380,10 @@ class DydxSources:
         common = {"market_discovery": self.discovery, "duplicate_trades": self.parser.seen.duplicates,
                   "final_settlement_trades": self.parser.stats["final_settlement"],
                   "backfills": self.backfills, "backfilled_events": self.backfilled_events,
-                  "backfill_gaps": self.backfill_gaps, "venue_errors": self.venue_errors}
+                  "backfill_gaps": self.backfill_gaps, "venue_errors": self.venue_errors,
+                  "block_decode": bool(self.cfg.node_rest_url), "blocks_decoded": self.blocks_decoded,
+                  "block_errors": self.block_errors,
+                  "decode_timeouts": self.parser.stats.get("decode_timeouts", 0)}
         out["dydx.markets"].update(common)
         if self.cfg.lcd_url:
             out["dydx.insurance_fund"] = {"kind": "rest", "healthy": not self.last_insurance_error

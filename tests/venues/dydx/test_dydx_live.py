@@ -35,9 +35,9 @@ def cascade(tmp_path_factory):
     return out, truth
 
 
-def replay_dir(path) -> list:
+def replay_dir(path, **cfg) -> list:
     """What a replay of the capture publishes: bad records counted, their good events kept."""
-    parser = FACE.capture_parser(None)
+    parser = FACE.capture_parser(DydxConfig(**cfg))
     files = sorted(path.glob("*.capture.jsonl*")) if path.is_dir() else [path]
     out = []
     for f in files:
@@ -68,6 +68,8 @@ def config(fake: FakeDydx, tmp_path, **kw) -> DydxConfig:
                 subscribes_per_s=50.0, ping_interval_s=1.0, liveness_timeout_s=5.0,
                 backoff_initial_s=0.05, backoff_max_s=0.2, quarantine_path=str(tmp_path / "q.jsonl"))
     base.update(kw)
+    if base.get("node_rest_url") == "FAKE":
+        base["node_rest_url"] = fake.rest_url
     return DydxConfig(**base)
 
 
@@ -321,3 +323,20 @@ async def test_malformed_frames_are_counted_and_their_good_trades_kept(cascade, 
     assert any(isinstance(e, Fill) and e.hash == good["id"] for e in live.events)
     assert all(s.connects == 1 for s in live.sources.sessions.values())  # nothing reconnected
     assert not_gaps(live.events) == replay_dir(tmp_path / "cap")
+
+
+async def test_block_decode_names_the_winners_and_h_is_exact(cascade, tmp_path):
+    out, truth = cascade
+    live, fake = await play(cascade, tmp_path, cfg_kw={"node_rest_url": "FAKE"})
+    assert live.parser.stats["decode_timeouts"] == 0
+    assert any("/cosmos/tx/v1beta1/txs/block/" in r for r in fake.rest_log)
+    waves = waves_of(live.events, truth)
+    assert len(waves) == len(truth["waves"])
+    for w, tw in zip(waves, truth["waves"]):
+        assert w.adl_fills == tw["adl_fills"] and w.accounts == tw["winners_exact"]
+        assert w.needed_usd == pytest.approx(tw["needed_usd"], rel=1e-9, abs=1e-9)
+        for h in truth["horizons_ms"]:
+            assert w.production_haircut_usd[h] == pytest.approx(
+                tw["production_haircut_exact_usd"][str(h)], rel=1e-9, abs=1e-9)
+        assert w.losers >= 1  # the liquidated subaccount is named too
+    assert not_gaps(live.events) == replay_dir(tmp_path / "cap", node_rest_url="x")

@@ -340,3 +340,35 @@ def test_fuzz_parser_raises_only_parse_errors(obj):
         assert e.venue == "dydx"
         if isinstance(e, Fill):
             assert e.sz > 0 and e.px > 0 and e.kind in (ADL, LIQUIDATION)
+
+
+def test_block_decode_names_winner_and_loser_by_perpetual_and_amount():
+    # BTC-USD: clobPairId "0", atomicResolution -10; trade sizes 0.25 and 0.1 (the fixture's
+    # fills are 0.1 and 0.25 in that queue order).
+    p = DydxStream(hold_ms=0, decode_blocks=True)
+    p.parse_frame(frame("markets_snapshot"), T_UPDATE - 5000)
+    p.parse_frame(frame("markets_oracle_update"), T_UPDATE)
+    t = frame("trades_update")
+    t["contents"]["trades"][1].update(type="DELEVERAGED", size="0.1")
+    assert p.frame(t, T_UPDATE) == [] and p.wanted == [0x02c1a5e8]  # both wait for their block
+    named = p.rest(f"/cosmos/tx/v1beta1/txs/block/{0x02c1a5e8}", frame("node_block"), T_UPDATE + 10)
+    assert {(f.sz, f.user, f.liquidation.liquidated_user) for f in named} == {
+        (0.1, "dydx1winnera/0", "dydx1loser/3"), (0.25, "dydx1winnerb/1", "dydx1loser/3")}
+    assert p.stats["named_winners"] == 2
+
+
+def test_block_decode_gives_up_after_the_wait_and_keeps_the_fill_unnamed():
+    p = DydxStream(hold_ms=0, decode_blocks=True, decode_wait_ms=1000)
+    p.parse_frame(frame("markets_oracle_update"), T_UPDATE)
+    assert [e for e in p.frame(frame("trades_update"), T_UPDATE) if e.kind == ADL] == []
+    late = p.tick(T_UPDATE + 1000)
+    assert [e.user for e in late if e.kind == ADL] == ["winner:02c1a5e80000000200000013"]
+    assert p.stats["decode_timeouts"] == 1 and p.pending == {}
+
+
+@pytest.mark.parametrize("body", [{"txs": {}}, {"txs": [{"body": {"messages": [
+    {"@type": "/dydxprotocol.clob.MsgProposedOperations", "operations_queue": [
+        {"match": {"match_perpetual_deleveraging": {"liquidated": {"number": 1}, "fills": []}}}]}]}}]}])
+def test_malformed_blocks_are_parse_errors(body):
+    with pytest.raises(ParseError):
+        DydxStream().parse_rest("/cosmos/tx/v1beta1/txs/block/5", body, 0)
