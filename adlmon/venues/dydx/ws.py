@@ -39,6 +39,7 @@ from typing import Any
 
 from adlmon.events import Event, FeedGap, ParseError, PartialParseError
 from adlmon.io.capture import CLOSE, OPEN, WS
+from adlmon.metrics import SourceMetrics
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, IGNORE, ChannelPolicy, NullMetrics, WsSession
@@ -244,23 +245,31 @@ class DydxSources:
             self.discovery = "/v4/perpetualMarkets"
         cfg = self.cfg
         subs = list(cfg.subaccounts)[:MAX_SUBACCOUNTS_PER_CONNECTION]
-        self._session("dydx.markets", MarketsAdapter(self, f"{cfg.ws_url}#markets", subs))
+        self._session("dydx.markets", MarketsAdapter(self, f"{cfg.ws_url}#markets", subs), "markets")
         per = min(cfg.trades_per_connection, MAX_TRADES_PER_CONNECTION)
         for k in range(0, len(self.markets), per):
             name = f"dydx.trades.{k // per}"
             self._session(name, TradesAdapter(self, f"{cfg.ws_url}#trades-{k // per}",
-                                              self.markets[k:k + per]))
+                                              self.markets[k:k + per]), f"trades{k // per}")
         if cfg.lcd_url:
+            declare_pool = getattr(self.metrics, "declare_pool", None)  # NullMetrics has none
+            for pool in self.pools.values():
+                if declare_pool is not None:
+                    declare_pool(VENUE, pool)
             self._spawn(self._poll_insurance(), "dydx.insurance_fund")
         self.stage = ""
         log.info("dydx: %d markets (%s) on %d trades connections", len(self.markets),
                  self.discovery, len(self.sessions) - 1)
 
-    def _session(self, name: str, adapter) -> None:
+    def _session(self, name: str, adapter, source: str) -> None:
+        """One connection; its feed series under ``source`` (adlmon.metrics), declared now."""
         cfg = self.cfg
+        metrics = SourceMetrics(self.metrics, source)
+        for ch in adapter.channels:
+            metrics.declare_feed(VENUE, ch.name)
         s = WsSession(name, cfg.ws_url, adapter, self._from_session, ping_interval_s=cfg.ping_interval_s,
                       liveness_timeout_s=cfg.liveness_timeout_s, backoff=self._backoff(),
-                      metrics=self.metrics, quarantine=self.quarantine, now_ms=self.ctx.now_ms)
+                      metrics=metrics, quarantine=self.quarantine, now_ms=self.ctx.now_ms)
         self.sessions[name] = s
         self._spawn(s.run(), name)
 
@@ -319,7 +328,7 @@ class DydxSources:
                               f"backfill_incomplete {ticker} above height {height}"
                               + (f" below {lowest}" if lowest is not None else ""))
                 self.emit(self.parser.merge.add([gap], now))
-                self.metrics.gap(VENUE, "v4_trades")
+                self.metrics.gap(VENUE, "v4_trades", source="rest")
 
     async def _poll_insurance(self) -> None:
         while True:

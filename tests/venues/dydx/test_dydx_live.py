@@ -16,6 +16,7 @@ import pytest
 from adlmon.engine.engine import Engine
 from adlmon.events import FeedGap, Fill, InsuranceFund, ParseError, PartialParseError
 from adlmon.io.capture import CaptureWriter, decode_line
+from adlmon.metrics import Metrics
 from adlmon.sim import open_lines
 from adlmon.venues import SourceContext
 from adlmon.venues.dydx import FACE
@@ -74,7 +75,7 @@ def config(fake: FakeDydx, tmp_path, **kw) -> DydxConfig:
 
 
 class Live:
-    def __init__(self, fake: FakeDydx, cfg: DydxConfig, capture_dir):
+    def __init__(self, fake: FakeDydx, cfg: DydxConfig, capture_dir, metrics=None):
         self.fake = fake
         self.events: list = []
         self.capture = CaptureWriter(capture_dir, "dydx", compress=False)
@@ -83,7 +84,7 @@ class Live:
         async def publish(evs):
             self.events.extend(evs)
 
-        self.ctx = SourceContext(cfg=cfg, publish=publish, metrics=None, now_ms=fake.now_ms,
+        self.ctx = SourceContext(cfg=cfg, publish=publish, metrics=metrics, now_ms=fake.now_ms,
                                  capture=self.capture)
         self.sources = FACE.sources(self.ctx)
 
@@ -102,11 +103,12 @@ class Live:
         return self.sources.parser
 
 
-async def play(cascade, tmp_path, faults=None, fake_kw=None, cfg_kw=None):
+async def play(cascade, tmp_path, faults=None, fake_kw=None, cfg_kw=None, metrics=None):
     out, truth = cascade
     fake = await FakeDydx(out, speed=SPEED, paused=True, **(fake_kw or {})).start()
     try:
-        async with Live(fake, config(fake, tmp_path, **(cfg_kw or {})), tmp_path / "cap") as live:
+        async with Live(fake, config(fake, tmp_path, **(cfg_kw or {})), tmp_path / "cap",
+                        metrics) as live:
             fake.resume()
             if faults is not None:
                 await faults(fake, live, truth)
@@ -144,7 +146,13 @@ def not_gaps(events):
 
 async def test_live_run_equals_its_capture_replay_and_matches_truth(cascade, tmp_path):
     out, truth = cascade
-    live, fake = await play(cascade, tmp_path)
+    metrics = Metrics()
+    live, fake = await play(cascade, tmp_path, metrics=metrics)
+    # Each connection's feed series under its own source.
+    sample = metrics.registry.get_sample_value
+    for source, channel in (("markets", "v4_markets"), ("trades0", "v4_trades"), ("trades1", "v4_trades")):
+        assert sample("adlmon_feed_messages_total", {"venue": "dydx", "channel": channel,
+                                                     "source": source}) > 0
     assert not_gaps(live.events) == replay_dir(tmp_path / "cap")
     assert fill_keys(live.events) == fill_keys(replay_dir(out))
     assert_waves_match_truth(waves_of(live.events, truth), truth)
