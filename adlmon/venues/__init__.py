@@ -24,6 +24,10 @@ class VenueSources(Protocol):
     async def stop(self) -> None: ...
     def status(self) -> dict[str, dict]: ...  # source name -> ServerState.update_source kwargs
 
+    # Optional: ``watermark_ms() -> int``, the venue time up to which everything received
+    # has been published (sources that hold events back to order them, e.g. a time merge
+    # across connections); a live clock ticking the engine must not run past it.
+
 
 class CaptureParser(Protocol):
     """Capture records -> events, in capture order (``adlmon.io.capture``).

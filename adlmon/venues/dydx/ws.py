@@ -366,6 +366,11 @@ class DydxSources:
         if self.ctx.capture is not None:
             self.ctx.capture.close()
 
+    def watermark_ms(self) -> int:
+        """Venue time up to which every event received has been published: the merge holds
+        ``merge_hold_ms`` back, so a live clock (engine ``tick``) must not run past this."""
+        return self.ctx.now_ms() - self.parser.merge.hold_ms
+
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, dict]:
         out: dict[str, dict] = {}

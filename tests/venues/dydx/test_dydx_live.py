@@ -260,6 +260,8 @@ async def test_silent_heartbeat_is_a_ping_timeout_reconnect(cascade, tmp_path):
     try:
         live = Live(fake, config(fake, tmp_path, ping_interval_s=0.2, liveness_timeout_s=1.0), tmp_path / "c")
         async with live:
+            # The venue clock is paused: the merge's 2 s hold is what the watermark lags.
+            assert live.sources.watermark_ms() == fake.now_ms() - 2000
             fake.mute_heartbeat(True)
             await until(lambda: any(s.reconnects.get("ping_timeout") or s.reconnects.get("timeout")
                                     for s in live.sources.sessions.values()), "a ping timeout")
