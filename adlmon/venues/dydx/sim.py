@@ -143,7 +143,7 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
         by_market: dict[str, list[dict]] = {}
         matches: dict[tuple[str, str], dict] = {}  # (loser, market) -> match_perpetual_deleveraging
         for i in range(0, len(events), 2):
-            (u1, f1), (_u2, f2) = events[i], events[i + 1]
+            (u1, f1), (u2, f2) = events[i], events[i + 1]
             tk = ticker(f1["coin"])
             tid = encode_trade_id(height, 0, i // 2)
             liq = f1.get("liquidation")
@@ -153,8 +153,8 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
                 s = 1.0 if f1["side"] == "A" else -1.0  # the winner sold: its long was closed
                 adl.append((t, tk, s, float(f1["sz"]), float(f1["px"]), f"{u1}/0", tid))
                 counts["adl"] += 1
-                m = matches.setdefault((_u2, tk), {
-                    "liquidated": {"owner": _u2, "number": 0}, "perpetual_id": pair[tk],
+                m = matches.setdefault((u2, tk), {
+                    "liquidated": {"owner": u2, "number": 0}, "perpetual_id": pair[tk],
                     "fills": [], "is_final_settlement": False})
                 m["fills"].append({"offsetting_subaccount_id": {"owner": u1, "number": 0},
                                    "fill_amount": str(int(Decimal(f1["sz"]).scaleb(-ATOMIC_RESOLUTION)))})
@@ -166,7 +166,6 @@ def render(model_dir: Path, out: Path, *, latency_ms: int = 20, final_settlement
                     kind = "LIMIT"
                     counts["limit"] += 1
                 side = _SIDE[f1["side"]]
-                prices.setdefault(tk, f1["px"])
                 prices[tk] = f1["px"]  # the last trade price of the block
             counts["trades"] += 1
             by_market.setdefault(tk, []).append({"id": tid, "size": f1["sz"], "price": f1["px"],
