@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -372,3 +373,25 @@ def test_block_decode_gives_up_after_the_wait_and_keeps_the_fill_unnamed():
 def test_malformed_blocks_are_parse_errors(body):
     with pytest.raises(ParseError):
         DydxStream().parse_rest("/cosmos/tx/v1beta1/txs/block/5", body, 0)
+
+
+_req = st.sampled_from(["/v4/perpetualMarkets", "/v4/trades/perpetualMarket/BTC-USD?limit=5",
+                        "/v4/height", "/cosmos/tx/v1beta1/txs/block/46245352",
+                        "/cosmos/tx/v1beta1/txs/block/x", "/cosmos/bank/v1beta1/balances/dydx1x", "/v9"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ws", "rest", "open", "close"]), _req,
+                          st.one_of(_json, _mutations()), st.integers(0, 10_000)), max_size=6))
+def test_fuzz_capture_stream_raises_only_parse_errors(records):
+    p = DydxStream(hold_ms=500, decode_blocks=True, decode_wait_ms=200)
+    t = T_UPDATE
+    for kind, req, obj, step in records:
+        t += step
+        text = json.dumps(obj) if kind in ("ws", "rest") else ""
+        try:
+            p.parse(CaptureRecord(t, "dydx", "c", kind, text, {"req": req}))
+        except ParseError:
+            pass
+    p.finish()
+    assert p.pending == {} and len(p.merge) == 0
