@@ -43,6 +43,7 @@ from adlmon.metrics import SourceMetrics
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, IGNORE, ChannelPolicy, NullMetrics, WsSession
+from adlmon.supervise import Supervisor
 from adlmon.venues.dydx.config import DydxConfig
 from adlmon.venues.dydx.address import module_address
 from adlmon.venues.dydx.parse import VENUE, stream
@@ -205,7 +206,11 @@ class DydxSources:
         self.block_errors = 0
         self.insurance_polls = 0
         self.last_insurance_error = ""
-        self._tasks: list[asyncio.Task] = []
+        self.supervisor = ctx.supervisor or Supervisor(self.metrics, rng=ctx.rng)
+        self._tasks: list[str] = []  # names of the supervised tasks of this venue
+        self._blocks: asyncio.Queue[int] = asyncio.Queue()  # heights to decode
+        self._backfills: asyncio.Queue[dict[str, int]] = asyncio.Queue()  # per reconnect
+        self.busy = 0  # backfill or block jobs in progress (tests wait for 0)
         self._outbox: deque[list[Event]] = deque()
         self._outbox_ready = asyncio.Event()
         self.stage = ""
@@ -216,9 +221,12 @@ class DydxSources:
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
         self.stage = "discovering markets (/v4/perpetualMarkets)"
-        self._spawn(self._startup(), "dydx.startup")
-        self._spawn(self._tick(), "dydx.merge")
-        self._spawn(self._pump(), "dydx.publish")
+        self._spawn(self._startup, "dydx.startup", once=True)
+        self._spawn(self._tick, "dydx.merge")
+        self._spawn(self._pump, "dydx.publish")
+        self._spawn(self._backfill_worker, "dydx.backfill")
+        if self.cfg.node_rest_url:
+            self._spawn(self._block_worker, "dydx.blocks")
 
     async def _tick(self) -> None:
         """Releases merged events while no frame arrives (a quiet venue)."""
@@ -256,7 +264,7 @@ class DydxSources:
             for pool in self.pools.values():
                 if declare_pool is not None:
                     declare_pool(VENUE, pool)
-            self._spawn(self._poll_insurance(), "dydx.insurance_fund")
+            self._spawn(self._poll_insurance, "dydx.insurance_fund")
         self.stage = ""
         log.info("dydx: %d markets (%s) on %d trades connections", len(self.markets),
                  self.discovery, len(self.sessions) - 1)
@@ -271,7 +279,7 @@ class DydxSources:
                       liveness_timeout_s=cfg.liveness_timeout_s, backoff=self._backoff(),
                       metrics=metrics, quarantine=self.quarantine, now_ms=self.ctx.now_ms)
         self.sessions[name] = s
-        self._spawn(s.run(), name)
+        self._spawn(s.run, name)
 
     def emit(self, events: list[Event]) -> None:
         """Events the merge released, in release order (one outbox, one publisher)."""
@@ -297,18 +305,32 @@ class DydxSources:
         """Block decode: fetch the blocks whose ADL fills wait in the stream."""
         wanted = self.parser.wanted
         while wanted:
-            self._spawn(self._fetch_block(wanted.pop(0)), "dydx.block")
+            self.busy += 1
+            self._blocks.put_nowait(wanted.pop(0))
 
-    async def _fetch_block(self, height: int) -> None:
-        try:
-            self.emit(await self.rest.block(height))
-            self.blocks_decoded += 1
-        except Exception as exc:  # the fills go on unnamed after decode_wait_ms
-            self.block_errors += 1
-            log.warning("dydx: block %d not decoded: %s", height, exc)
+    async def _block_worker(self) -> None:
+        while True:
+            height = await self._blocks.get()
+            try:
+                self.emit(await self.rest.block(height))
+                self.blocks_decoded += 1
+            except Exception as exc:  # the fills go on unnamed after decode_wait_ms
+                self.block_errors += 1
+                log.warning("dydx: block %d not decoded: %s", height, exc)
+            finally:
+                self.busy -= 1
 
     def schedule_backfill(self, heights: dict[str, int]) -> None:
-        self._spawn(self._backfill(heights), "dydx.backfill")
+        self.busy += 1
+        self._backfills.put_nowait(heights)
+
+    async def _backfill_worker(self) -> None:
+        while True:
+            heights = await self._backfills.get()
+            try:
+                await self._backfill(heights)
+            finally:
+                self.busy -= 1
 
     async def _backfill(self, heights: dict[str, int]) -> None:
         cfg = self.cfg
@@ -342,22 +364,14 @@ class DydxSources:
                     log.warning("dydx: insurance fund read failed: %s", exc)
             await asyncio.sleep(self.cfg.insurance_poll_interval_s)
 
-    def _spawn(self, coro, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
-        self._tasks = [t for t in self._tasks if not t.done() or t is task]
-
-    @staticmethod
-    def _task_done(task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("dydx source %s died: %r", task.get_name(), task.exception(),
-                      exc_info=task.exception())
+    def _spawn(self, factory, name: str, once: bool = False) -> None:
+        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
+        self.supervisor.spawn(name, factory, once=once)
+        if name not in self._tasks:
+            self._tasks.append(name)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(self._tasks)
         self._tasks = []
         self.emit(self.parser.finish())  # nothing received is dropped
         while self._outbox:

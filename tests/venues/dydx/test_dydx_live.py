@@ -115,8 +115,7 @@ async def play(cascade, tmp_path, faults=None, fake_kw=None, cfg_kw=None, metric
             await asyncio.wait_for(fake.done.wait(), WAIT_S)
             await until(lambda: live.parser.stats["final_settlement"] == 1, "the last frame")
             await until(lambda: all(s.connected for s in live.sources.sessions.values()), "reconnects")
-            await until(lambda: not [t for t in live.sources._tasks
-                                     if t.get_name() == "dydx.backfill" and not t.done()], "backfills")
+            await until(lambda: live.sources.busy == 0, "backfills and block fetches")
     finally:
         await fake.stop()
     return live, fake
