@@ -64,6 +64,7 @@ from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Event, Fill, InsuranceFund, Liquidation, Mark,
     ParseError, PartialParseError, PositionSnapshot,
 )
+from adlmon.validate import number, positive
 from adlmon.venues.dedupe import SeenSet
 from adlmon.venues.dydx.address import module_address
 from adlmon.venues.merge import TimeMerge
@@ -91,28 +92,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def number(value: Any, field: str) -> float:
-    """A finite float from a decimal string or a JSON number (venues-wire "Types")."""
-    if value is None:
-        raise ParseError("missing_field", f"{field} is missing")
-    if value is True or value is False or not isinstance(value, (str, int, float)):
-        raise ParseError("bad_number", f"{field}: {_show(value)} is not a number")
-    try:
-        x = float(value)
-    except (ValueError, OverflowError):
-        raise ParseError("bad_number", f"{field}: {_show(value)} is not a number") from None
-    if x - x != 0.0:
-        raise ParseError("bad_number", f"{field}: {_show(value)} is not a finite number")
-    return x
-
-
-def positive(value: Any, field: str) -> float:
-    x = number(value, field)
-    if x <= 0.0:
-        raise ParseError("bad_value", f"{field}: {_show(value)} must be > 0")
-    return x
 
 
 def iso_ms(value: Any, field: str = "createdAt") -> int:
