@@ -16,6 +16,7 @@ from adlmon.config import ConfigError, parse_config
 from adlmon.venues.binance import parse as binance
 from adlmon.venues.bybit import fake as byf
 from adlmon.venues.bybit import parse as bybit
+from adlmon.venues.dydx import parse as dydx
 from adlmon.venues.hyperliquid import parse as hl
 from adlmon.venues.okx import fake as okf
 from adlmon.venues.okx import parse as okx
@@ -156,6 +157,33 @@ register("binance.rest.insuranceBalance",
          [_fx("binance", "rest_insurance_balance.json")], form="bytes")
 register("binance.rest.symbolAdlRisk", lambda b: binance.parse_rest("/fapi/v1/symbolAdlRisk", b),
          [_fx("binance", "rest_symbol_adl_risk.json")], form="bytes")
+# -- dYdX v4 (documented frames, tests/fixtures/dydx) --------------------------------------
+DYDX = orjson.loads((ROOT / "tests" / "fixtures" / "dydx" / "documented_frames.json").read_bytes())
+DYDX_T = 1772625601123
+
+
+def _dydx_stream() -> dydx.DydxStream:
+    """A stream that knows the markets (status, pairs, a mark), with block decode on."""
+    p = dydx.DydxStream(hold_ms=0, decode_blocks=True)
+    p.parse_frame(DYDX["markets_snapshot"], DYDX_T - 5000)
+    return p
+
+
+def _dydx_frame(obj):
+    p = _dydx_stream()
+    return p.frame(obj, DYDX_T) + p.finish()
+
+
+register("dydx.ws.frame", _dydx_frame, [v for k, v in DYDX.items()
+                                        if isinstance(v, dict) and "type" in v])
+register("dydx.rest.trades", lambda o: _dydx_stream().parse_rest(
+    "/v4/trades/perpetualMarket/BTC-USD", o, DYDX_T), [DYDX["trades_snapshot"]["contents"]])
+register("dydx.rest.perpetualMarkets", lambda o: dydx.DydxParser().parse_rest(
+    "/v4/perpetualMarkets", o, DYDX_T), [DYDX["markets_snapshot"]["contents"]])
+register("dydx.rest.block", lambda o: _dydx_stream().parse_rest(
+    "/cosmos/tx/v1beta1/txs/block/46245352", o, DYDX_T), [DYDX["node_block"]])
+register("dydx.rest.bank_balance", lambda o: dydx.DydxParser().parse_rest(
+    "/cosmos/bank/v1beta1/balances/dydx1x", o, DYDX_T), [DYDX["bank_balance"]])
 # -- the NATS bus: messages as engine workers receive them ---------------------------------
 register("bus.nats.decode", nats_bus.decode,
          [orjson.loads(nats_bus.encode([e for m in WS.values() for f in m

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from pathlib import Path
 
 import orjson
@@ -79,11 +78,11 @@ def test_mark_is_the_last_oracle_price_at_or_before_the_trade_time():
     assert p.mark_at("BTC-USD", T_UPDATE + 1) == 99999.0
 
 
-def test_adl_without_any_known_mark_keeps_the_fill_with_a_nan_mark():
+def test_adl_without_any_known_mark_keeps_the_fill_without_a_liquidation_object():
     p = DydxParser()
     events = p.parse_frame(frame("trades_update"), T_UPDATE)
     adl = [e for e in events if e.kind == ADL][0]
-    assert math.isnan(adl.liquidation.mark_px) and p.stats["no_mark"] == 2
+    assert adl.liquidation is None and adl.px == 61234.0 and p.stats["no_mark"] == 2
 
 
 def test_deleveraged_in_a_final_settlement_market_is_not_adl():
