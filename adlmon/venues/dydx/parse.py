@@ -720,7 +720,10 @@ class DydxStream(DydxParser):
 
 def stream(cfg: Any) -> DydxStream:
     """A fresh stream for a ``[venues.dydx]`` section (the face's capture parser; the live
-    sources use the same): its merge hold and insurance-fund pool names."""
-    return DydxStream(hold_ms=cfg.merge_hold_ms, decode_blocks=bool(cfg.node_rest_url),
+    sources use the same): its merge hold and insurance-fund pool names. With block decode
+    the merge also holds the decode wait, so a fill released by its block is not late."""
+    decode = bool(cfg.node_rest_url)
+    return DydxStream(hold_ms=cfg.merge_hold_ms + (cfg.decode_wait_ms if decode else 0),
+                      decode_blocks=decode,
                       decode_wait_ms=cfg.decode_wait_ms,
                       pools={module_address(n): n for n in cfg.insurance_funds})

@@ -38,7 +38,7 @@ def cascade(tmp_path_factory):
 
 def replay_dir(path, **cfg) -> list:
     """What a replay of the capture publishes: bad records counted, their good events kept."""
-    parser = FACE.capture_parser(DydxConfig(**cfg))
+    parser = FACE.capture_parser(DydxConfig(merge_hold_ms=8000, decode_wait_ms=8000, **cfg))
     files = sorted(path.glob("*.capture.jsonl*")) if path.is_dir() else [path]
     out = []
     for f in files:
@@ -67,7 +67,10 @@ async def until(cond, what: str) -> None:
 def config(fake: FakeDydx, tmp_path, **kw) -> DydxConfig:
     base = dict(enabled=True, ws_url=fake.ws_url, rest_url=fake.rest_url, trades_per_connection=2,
                 subscribes_per_s=50.0, ping_interval_s=1.0, liveness_timeout_s=5.0,
-                backoff_initial_s=0.05, backoff_max_s=0.2, quarantine_path=str(tmp_path / "q.jsonl"))
+                backoff_initial_s=0.05, backoff_max_s=0.2, quarantine_path=str(tmp_path / "q.jsonl"),
+                # At SPEED x, venue ms are SPEED times shorter in wall time: holds that cover a
+                # loaded machine's stalls (the merge orders the connections; a block's answer).
+                merge_hold_ms=8000, decode_wait_ms=8000)
     base.update(kw)
     if base.get("node_rest_url") == "FAKE":
         base["node_rest_url"] = fake.rest_url
@@ -154,6 +157,7 @@ async def test_live_run_equals_its_capture_replay_and_matches_truth(cascade, tmp
                                                      "source": source}) > 0
     assert not_gaps(live.events) == replay_dir(tmp_path / "cap")
     assert fill_keys(live.events) == fill_keys(replay_dir(out))
+    assert live.parser.merge.late == 0  # the hold covered the connections' skew
     assert_waves_match_truth(waves_of(live.events, truth), truth)
     # 3 markets at 2 per connection: two trades shards and the markets connection.
     assert set(live.sources.sessions) == {"dydx.markets", "dydx.trades.0", "dydx.trades.1"}
@@ -259,8 +263,8 @@ async def test_silent_heartbeat_is_a_ping_timeout_reconnect(cascade, tmp_path):
     try:
         live = Live(fake, config(fake, tmp_path, ping_interval_s=0.2, liveness_timeout_s=1.0), tmp_path / "c")
         async with live:
-            # The venue clock is paused: the merge's 2 s hold is what the watermark lags.
-            assert live.sources.watermark_ms() == fake.now_ms() - 2000
+            # The venue clock is paused: the merge's hold is what the watermark lags.
+            assert live.sources.watermark_ms() == fake.now_ms() - 8000
             fake.mute_heartbeat(True)
             await until(lambda: any(s.reconnects.get("ping_timeout") or s.reconnects.get("timeout")
                                     for s in live.sources.sessions.values()), "a ping timeout")
@@ -301,7 +305,7 @@ async def test_fake_enforces_heartbeat_caps_and_ignores_json_ping(cascade):
 async def test_insurance_fund_is_read_from_the_bank_rest(cascade, tmp_path):
     out, _truth = cascade
     addr = module_address("insurance_fund")
-    fake = await FakeDydx(out, paused=True, bank_balances={addr: 7_500_000_000}).start()
+    fake = await FakeDydx(out, speed=SPEED, paused=True, bank_balances={addr: 7_500_000_000}).start()
     try:
         live = Live(fake, config(fake, tmp_path, lcd_url=fake.rest_url), tmp_path / "d")
         async with live:
