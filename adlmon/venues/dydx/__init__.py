@@ -1,8 +1,26 @@
 """dYdX v4: ADL is public (the indexer's ``v4_trades`` with ``type: "DELEVERAGED"``).
 
-The venue's face (``adlmon.venues``): ``[venues.dydx]`` (:mod:`.config`), its
-sources (:mod:`.ws`, :mod:`.rest`), its capture parser (:mod:`.parse`), its
-fake indexer (:mod:`.fake`) and its simulated cascade (:mod:`.sim`).
+The venue's face (``adlmon.venues``), how the core uses it:
+
+* ``config``: :class:`~.config.DydxConfig` (``[venues.dydx]``, off by default);
+  :func:`.config.check` lists the value rules it breaks (``RULES``).
+* ``sources(ctx)``: :class:`~.ws.DydxSources` (``start``/``stop``/``status``,
+  and ``watermark_ms()``: a live clock ticking the engine must not pass it,
+  the merge holds ``merge_hold_ms`` back). Uses ``ctx.publish``, ``ctx.now_ms``
+  (also the capture's ``t``), ``ctx.capture`` (a ``CaptureWriter``: every
+  frame, REST answer and open/close mark), ``ctx.metrics``, ``ctx.supervisor``.
+* ``capture_parser(cfg)``: a fresh :class:`~.parse.DydxStream`:
+  ``parse(record)`` per capture record in file order, then ``finish()`` for
+  what the merge still holds; a ``PartialParseError`` carries events to keep.
+  Replay with the section the live run had (``merge_hold_ms``,
+  ``node_rest_url``/``decode_wait_ms``) gives the live run's events.
+* ``fake(cascade_dir, speed=..., **kw)``: a started :class:`~.fake.FakeDydx`
+  playing the capture in ``cascade_dir`` (``ws_url``, ``rest_url``,
+  ``now_ms()``, ``resume()``, ``stop()``, ``done``); ``demo_config(cfg, fake)``
+  points the section at it (set ``node_rest_url = fake.rest_url`` too for the
+  block decode).
+* ``simulate(out, seed=..., **params)``: writes the capture, ``node_blocks.json``
+  and ``truth.json``; returns the truth dict (``truth["files"]["capture"]``).
 """
 
 from __future__ import annotations
