@@ -353,3 +353,26 @@ async def test_block_decode_names_the_winners_and_h_is_exact(cascade, tmp_path):
                 tw["production_haircut_exact_usd"][str(h)], rel=1e-9, abs=1e-9)
         assert w.losers >= 1  # the liquidated subaccount is named too
     assert not_gaps(live.events) == replay_dir(tmp_path / "cap", node_rest_url="x")
+
+
+async def test_no_venue_means_discovery_retries_and_a_clean_stop(tmp_path):
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = DydxConfig(enabled=True, ws_url=f"ws://127.0.0.1:{port}/v4/ws", rest_url=f"http://127.0.0.1:{port}",
+                     backoff_initial_s=0.01, backoff_max_s=0.05, quarantine_path=str(tmp_path / "q"))
+    events = []
+
+    async def publish(evs):
+        events.extend(evs)
+
+    sources = FACE.sources(SourceContext(cfg=cfg, publish=publish, metrics=None,
+                                         now_ms=lambda: 1_000_000))
+    await sources.start()
+    await until(lambda: sources.discovery.startswith("pending:"), "a failed discovery")
+    st = sources.status()
+    assert st["dydx.startup"]["healthy"] is False and not st["dydx.markets"]["healthy"]
+    assert "pending" in st["dydx.markets"]["detail"]
+    await sources.stop()
+    assert events == [] and sources.sessions == {}
