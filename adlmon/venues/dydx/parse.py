@@ -29,9 +29,9 @@ Definitions (issue 10, DESIGN §4 otherwise):
   its position before is unknown, a start position of exactly ``sz`` on the
   closed side (the position is closed to flat: no residue in the ledger).
 - The ADL fill's ``liquidation.mark_px`` is M(t_k), so the engine's
-  B = Σ|M(t_k) − px_k|·sz_k. With no mark of the market known yet the fill
-  has no liquidation object (counted in ``stats["no_mark"]``): it adds
-  nothing to B and the engine says the wave's B is incomplete.
+  B = Σ|M(t_k) − px_k|·sz_k. With no mark of the market known yet it is NaN
+  (counted in ``stats["no_mark"]``): the fill adds nothing to B and the
+  engine reports the wave's B as a lower bound (``needed_complete`` false).
 
 The trade ``id`` is 12 bytes big-endian: height, tx index + 2, event index
 (§1.3, :func:`decode_trade_id`); a frame's trades are emitted in that order
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -413,6 +414,7 @@ class DydxParser:
         mark = self.mark_at(ticker, tr.time_ms)
         if mark is None:
             stats["no_mark"] += 1
+            mark = math.nan  # kept: the engine counts it and marks the wave's B a lower bound
         tid = packed_tid(tr.height, tr.tx, tr.event)
         # The taker (side) is the liquidated / deleveraged account.
         loser_start = tr.size if tr.side == SELL else -tr.size
@@ -420,8 +422,8 @@ class DydxParser:
             stats["liquidations"] += 1
             loser = f"liquidated:{ticker}"  # one ledger account per market, not per fill
             return Fill(VENUE, ticker, loser, tr.side, tr.price, tr.size, tr.time_ms, loser_start,
-                        LIQUIDATION, 0.0, 0.0, tid, tr.id,
-                        None if mark is None else Liquidation(loser, mark, "market"), LIQUIDATED)
+                        LIQUIDATION, 0.0, 0.0, tid, tr.id, Liquidation(loser, mark, "market"),
+                        LIQUIDATED)
         if self.status.get(ticker) == FINAL_SETTLEMENT:
             stats["final_settlement"] += 1
             return None
@@ -438,8 +440,7 @@ class DydxParser:
             winner = WINNER_PREFIX + tr.id
         loser = self.deleveraged.get(tr.id)
         return Fill(VENUE, ticker, winner, side, tr.price, tr.size, tr.time_ms, start, ADL, 0.0, 0.0,
-                    tid, tr.id, None if mark is None else Liquidation(loser, mark, "deleveraged"),
-                    DELEVERAGED)
+                    tid, tr.id, Liquidation(loser, mark, "deleveraged"), DELEVERAGED)
 
     # ------------------------------------------------------------------ v4_markets
     def markets(self, contents: Any, recv_ms: int, snapshot: bool) -> list[Event]:
@@ -592,9 +593,7 @@ class DydxParser:
             if abs(op[1] * 10.0 ** res - fill.sz) <= 1e-9 * fill.sz:
                 op[4] = True
                 self.stats["named_winners"] += 1
-                liq = fill.liquidation  # None: no mark known (the loser cannot be carried)
-                if liq is not None:
-                    liq = dataclasses.replace(liq, liquidated_user=op[3])
+                liq = dataclasses.replace(fill.liquidation, liquidated_user=op[3])
                 return dataclasses.replace(fill, user=op[2], liquidation=liq)
         return fill
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from adlmon.engine.engine import Engine
 from adlmon.events import (
     ADL, BUY, LIQUIDATION, SELL, AccountSnapshot, Fill, InsuranceFund, Mark, ParseError,
     PartialParseError,
@@ -78,11 +80,17 @@ def test_mark_is_the_last_oracle_price_at_or_before_the_trade_time():
     assert p.mark_at("BTC-USD", T_UPDATE + 1) == 99999.0
 
 
-def test_adl_without_any_known_mark_keeps_the_fill_without_a_liquidation_object():
+def test_adl_without_any_known_mark_keeps_the_fill_with_a_nan_mark():
     p = DydxParser()
     events = p.parse_frame(frame("trades_update"), T_UPDATE)
     adl = [e for e in events if e.kind == ADL][0]
-    assert adl.liquidation is None and adl.px == 61234.0 and p.stats["no_mark"] == 2
+    assert math.isnan(adl.liquidation.mark_px) and adl.px == 61234.0 and p.stats["no_mark"] == 2
+    # The engine keeps it and says the wave's needed budget is a lower bound.
+    engine = Engine("dydx", horizons_ms=(0,))
+    for e in events:
+        engine.apply(e)
+    (wave,) = engine.finish()
+    assert wave.to_dict()["needed_complete"] is False and wave.to_dict()["needed_missing_mark_fills"] == 1
 
 
 def test_deleveraged_in_a_final_settlement_market_is_not_adl():
