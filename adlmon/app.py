@@ -56,7 +56,8 @@ import orjson
 from adlmon.bus.memory import MemoryBus
 from adlmon.config import Config, ConfigError, default_config_path, load_config, parse_config
 from adlmon.engine.engine import Engine
-from adlmon.engine.waves import Wave
+from adlmon.engine.persist import StateStore, VenueState
+from adlmon.engine.waves import REACHED, REACHED_BY_WALL_CLOCK, Wave
 from adlmon.errorlog import ErrorLog
 from adlmon.events import Fill, event_time_ms
 from adlmon.metrics import Metrics
@@ -105,6 +106,49 @@ class VenueClock:
         ahead = (self.wall() - self._seen_at) * 1000.0 * self.rate - self.slack_ms
         return self.latest_ms + max(0, int(ahead))
 
+    def horizon_status(self) -> str:
+        return REACHED
+
+
+class NodeClock:
+    """The clock of a node deployment: the node's block times (issue 12).
+
+    The node's files are the complete, ordered source, so a stall of the node
+    (or a daemon catching up after a restart) must not let wall time reach a
+    horizon or close a wave: ``now_ms()`` is the latest block time seen. Only
+    after ``silence_s`` of wall time without a newer block does the wall clock
+    take over (``now_ms()`` = latest + the wall time since it was seen), and
+    ``by_wall_clock`` is then True, so the horizons it reaches say
+    ``wall_clock`` in ``horizon_status``. ``start_ms``: the latest time of a
+    restored engine, the clock's reading until the node writes again.
+    """
+
+    def __init__(self, silence_s: float, wall: Callable[[], float] = time.monotonic,
+                 start_ms: int | None = None):
+        self.silence_s = silence_s
+        self.wall = wall
+        self.latest_ms: int | None = start_ms
+        self._seen_at = wall()
+
+    def observe(self, t_ms: int) -> None:
+        if self.latest_ms is None or t_ms > self.latest_ms:
+            self.latest_ms = t_ms
+            self._seen_at = self.wall()
+
+    @property
+    def by_wall_clock(self) -> bool:
+        return self.latest_ms is not None and self.wall() - self._seen_at >= self.silence_s
+
+    def now_ms(self) -> int:
+        if self.latest_ms is None:
+            return int(time.time() * 1000)  # nothing to measure yet (no wave can be open)
+        if not self.by_wall_clock:
+            return self.latest_ms
+        return self.latest_ms + int((self.wall() - self._seen_at) * 1000.0)
+
+    def horizon_status(self) -> str:
+        return REACHED_BY_WALL_CLOCK if self.by_wall_clock else REACHED
+
 
 def report_builder(cfg: Config) -> Callable[[Wave], dict]:
     """Counterfactual(cfg.counterfactual).report when the module exists, else Wave.to_dict."""
@@ -128,7 +172,8 @@ class Daemon:
                  metrics: Metrics | None = None, winner_polls: int = 50,
                  winner_poll_budget_s: float = 0.3, env: dict | None = None, rng=None):
         self.cfg = cfg
-        self.clock = clock or VenueClock()
+        node_only = set(cfg.venues.hyperliquid.sources) == {"node"}
+        self.clock = clock or (NodeClock(cfg.engine.node_silence_s) if node_only else VenueClock())
         self.tick_s = tick_s
         self.metrics = metrics or Metrics.from_config(cfg)
         self.state = ServerState(self.metrics, recent_waves=cfg.server.recent_waves,
@@ -157,6 +202,12 @@ class Daemon:
         self.report_latency_s: collections.deque[float] = collections.deque(maxlen=KEEP_REPORTS)
         self.wave_closed_at: dict[int, float] = {}
         self.wavelog: Wavelog | None = None
+        self.store = (StateStore(cfg.engine.state_dir, VENUE, metrics=self.metrics)
+                      if cfg.engine.state_dir else None)
+        self._unreported: list[Wave] = []  # closed by the engine, report not written yet
+        self._applying = False  # the engine task is inside a batch
+        self._reporting = False  # the report task is inside a wave
+        self._publishing = 0  # publish calls in flight
         self._runner = None
         self._tasks: list[str] = []  # supervised task names stopped first at shutdown
         self._engine_task: asyncio.Task | None = None
@@ -167,7 +218,11 @@ class Daemon:
         self._errors = ErrorLog(log)
 
     async def publish(self, events) -> None:
-        await self.bus.publish(events)
+        self._publishing += 1
+        try:
+            await self.bus.publish(events)
+        finally:
+            self._publishing -= 1
 
     # ------------------------------------------------------------------ start
     async def start(self) -> None:
@@ -183,6 +238,7 @@ class Daemon:
                 raise ValueError(f"[wavelog] path = {cfg.wavelog.path!r}: cannot open for "
                                  f"appending: {exc.strerror or exc}") from None
             self.state.add_check("wavelog", self.wavelog.problems, self.wavelog.status)
+        self._resume()
         self._runner = await start_server(cfg.server, self.state)
         self.url = server_url(self._runner)
         spawn = self.supervisor.spawn
@@ -195,6 +251,9 @@ class Daemon:
         spawn("status", self._status)
         spawn("exposure", self._exposure)
         self._tasks += ["tick", "status", "exposure"]
+        if self.store is not None:
+            spawn("snapshots", self._snapshots)
+            self._tasks.append("snapshots")
         if self.watchdog_s is not None:
             spawn("watchdog", lambda: self.notifier.run_watchdog(self._healthy))
             self._tasks.append("watchdog")
@@ -206,6 +265,93 @@ class Daemon:
         log.info("adlmon running: %s (metrics %s/metrics, status page %s/)", self.url, self.url,
                  self.url)
 
+    # ------------------------------------------------------------------ state
+    def _resume(self) -> None:
+        """Carry on from the newest usable state snapshot (engine/persist.py): the
+        engine, the counterfactual, waves not reported yet, /api/waves, the wave and
+        mechanism series, the sources' positions (the node tail re-reads from the
+        snapshot's offsets: that replays what arrived since, then it is live)."""
+        self.state.add_check("state", lambda: [], self.recovery_status)
+        if self.store is None:
+            return
+        cfg = self.cfg
+
+        def check(st: VenueState) -> str | None:
+            w = st.engine.waves
+            if (w.gap_ms, w.horizons_ms) != (cfg.engine.gap_ms, tuple(cfg.engine.horizons_ms)):
+                return (f"saved with gap_ms {w.gap_ms}, horizons {list(w.horizons_ms)}; "
+                        f"configured {cfg.engine.gap_ms}, {list(cfg.engine.horizons_ms)}")
+            return None
+
+        st = self.store.load(check)
+        if st is None:
+            if self.wavelog is not None:  # ids go on after the waves already logged
+                self.engine.waves.continue_ids(self.wavelog.last_wave_id(VENUE))
+            return
+        self.engine = st.engine
+        cf = st.counterfactual
+        if cf is not None and getattr(cf, "cfg", None) == cfg.counterfactual:
+            self.build_report = cf.report
+        elif cf is not None:
+            log.warning("state: [counterfactual] changed since the snapshot; the controller and "
+                        "the running regret start afresh")
+        for report in st.recent_waves:
+            self.state.add_wave(report, observe=False)
+        self.metrics.restore_series(st.totals.get("series", ()))
+        self.feeds.resume_from = dict(st.sources)
+        if self.wavelog is not None:
+            self.wavelog.requeue(st.unwritten_lines)
+        for w in st.pending_waves:
+            self._unreported.append(w)
+            self.waves_q.put_nowait(w)
+        if isinstance(self.clock, NodeClock) and self.engine.last_time_ms is not None:
+            self.clock.observe(self.engine.last_time_ms)
+
+    def _quiet(self) -> bool:
+        """Nothing half-done: every published event applied, no wave being reported."""
+        return (not self._applying and not self._reporting and not self._publishing
+                and not self.bus.pending)
+
+    def snapshot(self) -> bool:
+        """Write a state snapshot now if the pipeline is quiet (``_quiet``)."""
+        if self.store is None or not self._quiet():
+            return False
+        cf = getattr(self.build_report, "__self__", None)
+        st = VenueState(VENUE, self.engine, cf, pending_waves=list(self._unreported),
+                        recent_waves=list(self.state.recent_waves),
+                        totals={"series": self.metrics.saved_series()},
+                        sources=self.feeds.positions(),
+                        unwritten_lines=(self.wavelog.pending_lines()
+                                         if self.wavelog is not None else []))
+        return self.store.save(st) is not None
+
+    async def _snapshots(self) -> None:
+        interval = self.cfg.engine.snapshot_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            for _ in range(int(max(interval, 1.0) / 0.01)):  # bounded: at most ~one interval
+                if self.snapshot() or self._stopping:
+                    break
+                await asyncio.sleep(0.01)
+
+    def recovery_status(self) -> dict:
+        """``/api/status`` ``state``: where the start resumed from, what was not used,
+        the snapshots written, the engine's position, the wavelog, the clock."""
+        e = self.engine
+        out = {
+            "enabled": self.store is not None,
+            "engine": {"next_wave_id": e.waves.next_wave_id,
+                       "open_wave_start_ms": e.waves.open_wave_start_ms,
+                       "last_event_ms": e.last_time_ms, "unreported_waves": len(self._unreported)},
+            "clock": {"kind": type(self.clock).__name__,
+                      "by_wall_clock": bool(getattr(self.clock, "by_wall_clock", False))},
+        }
+        if self.store is not None:
+            out.update(self.store.status())
+        if self.wavelog is not None:
+            out["wavelog"] = self.wavelog.status()
+        return out
+
     def _healthy(self) -> bool:
         monitor = self.state.loop_monitor
         return monitor is None or monitor.health()[0]
@@ -215,6 +361,7 @@ class Daemon:
         engine, clock = self.engine, self.clock
         observe = getattr(clock, "observe", None)
         async for batch in self.bus.consume():
+            self._applying = True
             for i, ev in enumerate(batch):
                 try:
                     if ev.__class__ is Fill and ev.dir == INFERRED_ADL_DIR:
@@ -229,12 +376,14 @@ class Daemon:
                     await self._closed(done)
                 if i % ENGINE_SLICE == ENGINE_SLICE - 1:
                     await asyncio.sleep(0)  # a burst never starves pings, probes, scrapes
+            self._applying = False
             await asyncio.sleep(0)
 
     async def _closed(self, waves: list[Wave]) -> None:
         now = time.perf_counter()
         for w in waves:
             self.wave_closed_at[w.wave_id] = now
+            self._unreported.append(w)
             await self.waves_q.put(w)
 
     async def _tick(self) -> None:
@@ -244,7 +393,8 @@ class Daemon:
                 # Received but not applied yet: those events, not the wall clock, move time
                 # (else a slow bus lets the clock reach a horizon before its marks are in).
                 continue
-            done = self.engine.tick(self.clock.now_ms())
+            status = getattr(self.clock, "horizon_status", None)
+            done = self.engine.tick(self.clock.now_ms(), status() if status else REACHED)
             if done:
                 await self._closed(done)
 
@@ -284,6 +434,7 @@ class Daemon:
             wave = await self.waves_q.get()
             if wave is None:
                 return
+            self._reporting = True
             t0 = time.perf_counter()
             try:
                 report = await loop.run_in_executor(None, self.build_report, wave)
@@ -300,6 +451,8 @@ class Daemon:
                                  exc.__class__.__name__, exc, exc_info=exc)
                 report["winner_state"] = {"error": f"{exc.__class__.__name__}: {exc}"[:300]}
             self._write(report, compute_s)
+            self._unreported.remove(wave)
+            self._reporting = False
             closed = self.wave_closed_at.pop(wave.wave_id, None)
             if closed is not None:
                 self.report_latency_s.append(time.perf_counter() - closed)
@@ -383,9 +536,12 @@ class Daemon:
                 log.warning("shutdown: engine did not drain the bus in time; %d events dropped",
                             self.bus.pending)
                 self._engine_task.cancel()
-        for w in self.engine.finish():
-            self.wave_closed_at[w.wave_id] = time.perf_counter()
-            self.waves_q.put_nowait(w)
+        if self.store is None:
+            for w in self.engine.finish():
+                self.wave_closed_at[w.wave_id] = time.perf_counter()
+                self.waves_q.put_nowait(w)
+        # else a stop is a pause: open waves stay open in the snapshot and go on after
+        # the restart (finishing them here would report them cut short).
         self.waves_q.put_nowait(None)
         if self._report_task is not None:
             try:
@@ -394,6 +550,11 @@ class Daemon:
                 log.warning("shutdown: %d wave reports not written in time", self.waves_q.qsize())
                 self._report_task.cancel()
         await self.supervisor.stop()
+        # A task cut off mid-batch or mid-wave leaves its flag set: no snapshot then
+        # (it would not match the sources' offsets); the last periodic one stands.
+        if self.store is not None and not self.snapshot():
+            log.error("shutdown: no state snapshot written; a restart resumes from the last "
+                      "periodic one")
         if self.wavelog is not None:
             self.wavelog.close()
         if self._runner is not None:
@@ -499,11 +660,14 @@ def demo_config(cfg: Config, fake, demo_dir: Path | None = None) -> Config:
                              coins=tuple(fake.coins), vaults=(), ping_interval_s=5.0,
                              liveness_timeout_s=5.0, silence_budget_s=30.0,
                              backoff_initial_s=0.2, backoff_max_s=2.0)
-    wavelog = cfg.wavelog
+    wavelog, engine = cfg.wavelog, cfg.engine
     if demo_dir is not None:
         hl = dataclasses.replace(hl, quarantine_path=str(demo_dir / "quarantine.jsonl"))
         wavelog = dataclasses.replace(wavelog, path=str(demo_dir / "wavelog.jsonl"))
-    return dataclasses.replace(cfg, wavelog=wavelog,
+        # Never the production state: a demo must not resume from (or overwrite) it.
+        engine = dataclasses.replace(engine, state_dir=str(demo_dir / "state")
+                                     if engine.state_dir else "")
+    return dataclasses.replace(cfg, wavelog=wavelog, engine=engine,
                                venues=dataclasses.replace(cfg.venues, hyperliquid=hl))
 
 

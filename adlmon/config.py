@@ -46,6 +46,8 @@ class EngineConfig:
     gap_ms: int = 5000  # a new wave starts after this much silence between ADL fills
     horizons_ms: tuple[int, ...] = (0, 500, 1000, 2000, 5000)  # production haircut horizons Δ
     state_dir: str = ""  # where the daemon keeps offsets/state; "" = no persistence
+    snapshot_interval_s: float = 30.0  # state snapshot period (and one on shutdown) in state_dir
+    node_silence_s: float = 30.0  # node deployment: wall time moves the clock only after this node silence
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,8 @@ _RULES: dict[tuple[str, str], tuple[Any, Any]] = {
     ("wavelog", "path"): (_wavelog_path, "is a directory: must be a file path (\"\" disables "
                                          "the wavelog)"),
     ("engine", "gap_ms"): (_positive, "must be a positive integer"),
+    ("engine", "snapshot_interval_s"): (_positive, "must be a positive number of seconds"),
+    ("engine", "node_silence_s"): (_positive, "must be a positive number of seconds"),
     ("engine", "horizons_ms"): (lambda v: bool(v) and all(h >= 0 for h in v) and len(set(v)) == len(v),
                                 "must be a non-empty list of distinct non-negative integers (ms)"),
     ("counterfactual", "mechanisms"): _subset_rule(MECHANISMS),

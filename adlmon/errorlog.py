@@ -29,6 +29,13 @@ class ErrorLog:
         self.counts: dict[str, int] = {}
         self.suppressed = 0
 
+    def __getstate__(self) -> dict:
+        """Pickled with its logger's name (a state snapshot holds the engine's)."""
+        return {**self.__dict__, "logger": self.logger.name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, logger=logging.getLogger(state["logger"]))
+
     def log(self, reason: str, msg: str, *args: Any, level: int = logging.WARNING,
             exc_info: Any = None) -> bool:
         """Count one record of ``reason``; log it unless throttled. True when logged."""

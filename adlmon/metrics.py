@@ -64,6 +64,7 @@ from prometheus_client import (
 )
 
 from adlmon import __version__
+from adlmon.engine.persist import REASONS as STATE_ERROR_REASONS
 
 KNOWN_VENUES = ("hyperliquid", "binance", "bybit", "okx")
 DEFAULT_HORIZONS_MS = (0, 500, 1000, 2000, 5000)
@@ -99,6 +100,7 @@ ENGINE_ANOMALIES = ("divergence", "unknown_dir", "unknown_ledger", "bad_event")
 MAX_EXPOSURE_COINS = 20  # coins with their own exposure series (largest capacity first)
 MAX_WATCH = 20  # addresses of [exposure] watch
 SIDES = ("long", "short")
+WAVELOG_REPAIRS = ("truncated_tail", "duplicate_wave")
 
 LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 COMPUTE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -308,6 +310,19 @@ FAMILIES: tuple[Family, ...] = (
     _f("adlmon_http_connections_evicted_total", "counter", "engine", (),
        "HTTP connections closed because the connection cap was reached (idle ones first). "
        "Unit: connections."),
+    _f("adlmon_state_snapshots_total", "counter", "engine", V,
+       "State snapshots written (engine, counterfactual, source positions; issue 12). "
+       "Unit: snapshots."),
+    _f("adlmon_state_snapshot_errors_total", "counter", "engine", ("venue", "reason"),
+       "State snapshots not used at start (corrupt, truncated, version, unreadable, "
+       "config_changed) or not written (write_failed). Unit: snapshots."),
+    _f("adlmon_state_snapshot_bytes", "gauge", "engine", V,
+       "Size of the latest state snapshot written. Unit: bytes."),
+    _f("adlmon_state_snapshot_timestamp_seconds", "gauge", "engine", V,
+       "When the latest state snapshot was written (wall clock). Unit: Unix seconds."),
+    _f("adlmon_wavelog_repairs_total", "counter", "engine", ("kind",),
+       "Wavelog repairs: truncated_tail (a partial last line cut on open), duplicate_wave "
+       "(a wave id already in the file not written again). Unit: events."),
     _f("adlmon_event_loop_lag_seconds", "gauge", "engine", (),
        "Latest measured event-loop scheduling lag. Unit: seconds."),
     _f("adlmon_build_info", "gauge", "engine", ("version", "python"),
@@ -422,6 +437,8 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         self.build_info()
+        for kind in WAVELOG_REPAIRS:
+            self._child("adlmon_wavelog_repairs_total", kind)
         for venue in venues:
             self._init_venue(self._venue(venue))
 
@@ -492,6 +509,9 @@ class Metrics:
             elif fam.labels == ("venue", "level"):
                 for level in ADL_LEVELS:
                     self._child(fam.name, venue, level)
+            elif fam.labels == ("venue", "reason"):
+                for reason in STATE_ERROR_REASONS:
+                    self._child(fam.name, venue, reason)
 
     def declare_feed(self, venue: str, channel: str, source: str = DEFAULT_SOURCE) -> None:
         """Create a feed channel's series before its first connection: connected 0,
@@ -585,6 +605,65 @@ class Metrics:
 
     def http_evicted(self) -> None:
         self.families["adlmon_http_connections_evicted_total"].inc()
+
+    # --- state snapshots and the wavelog (engine/persist.py, io/wavelog.py) ---
+    def state_saved(self, venue: str, size_bytes: int, unix_s: float) -> None:
+        v = self._venue(venue)
+        self._child("adlmon_state_snapshots_total", v).inc()
+        self._child("adlmon_state_snapshot_bytes", v).set(size_bytes)
+        self._child("adlmon_state_snapshot_timestamp_seconds", v).set(unix_s)
+
+    def state_error(self, venue: str, reason: str) -> None:
+        reason = reason if reason in STATE_ERROR_REASONS else "corrupt"
+        self._child("adlmon_state_snapshot_errors_total", self._venue(venue), reason).inc()
+
+    def wavelog_repair(self, kind: str, n: int = 1) -> None:
+        if kind in WAVELOG_REPAIRS and n > 0:
+            self._child("adlmon_wavelog_repairs_total", kind).inc(n)
+
+    # What a wave report drives: kept across restarts (engine/persist.py). Feed series
+    # belong to connections; engine counters are rebuilt from the restored engine stats.
+    _SAVED_GROUPS = ("waves", "mechanisms", "funds")
+
+    def saved_series(self) -> list[list]:
+        """The series of the wave, mechanism and fund groups as ``[name, [label
+        values], value]`` (counters and gauges, NaN included): what a state snapshot
+        keeps so totals, the running regret bound and policy losses carry on after a
+        restart."""
+        out = []
+        for fam in FAMILIES:
+            if fam.group not in self._SAVED_GROUPS or fam.kind == "histogram":
+                continue
+            for metric in self.families[fam.name].collect():
+                for sample in metric.samples:
+                    if sample.name == fam.name:
+                        out.append([fam.name, [sample.labels[k] for k in fam.labels],
+                                    sample.value])
+        return out
+
+    def restore_series(self, saved: Iterable) -> int:
+        """Put :meth:`saved_series` of the previous run into this fresh catalogue:
+        counters continue from their totals, gauges take their values. An unknown
+        family or a label set of the wrong length is skipped. Returns the series
+        restored."""
+        known = {f.name: f for f in FAMILIES if f.group in self._SAVED_GROUPS}
+        n = 0
+        for item in saved:
+            try:
+                name, labels, value = item
+                fam = known[name]
+                if len(labels) != len(fam.labels) or fam.kind == "histogram":
+                    continue
+                value = float(value)
+            except (KeyError, TypeError, ValueError):
+                continue
+            child = self._child(name, *map(str, labels))
+            if fam.kind == "gauge":
+                child.set(value)
+            elif value > 0 and math.isfinite(value):
+                child.inc(value)
+            n += 1
+        return n
 
     # --- waves and mechanisms ---
     def observe_wave(self, report: Mapping[str, Any], compute_s: float | None = None) -> None:

@@ -390,7 +390,8 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
                  report_builder: ReportBuilder | None = None,
                  venue: str = VENUE, progress: bool = False,
                  engine: Engine | None = None,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> ReplayResult:
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                 finish: bool = True) -> ReplayResult:
     """Replay node files (and snapshot files) through one Engine.
 
     Snapshot files may be among ``paths`` (recognised by name) or in
@@ -398,7 +399,10 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
     emitted, ``report`` = ``report_builder(wave)`` (default ``Wave.to_dict``).
     ``engine``: replay into this Engine (to inspect its ledger afterwards);
     by default a new one, whose ledger treats accounts absent from a loaded
-    account-value snapshot as new (known from zero).
+    account-value snapshot as new (known from zero). ``finish=False``: the
+    input does not end here (a caller continues the same Engine with later
+    data, e.g. a restart replaying what arrived after its state snapshot), so
+    open waves stay open and pending horizons pending.
 
     What is read is decided by :func:`plan_inputs` (directories, files that are
     not inputs, the same content twice); a skipped path is in the result's
@@ -472,7 +476,8 @@ def replay_files(paths: Iterable[str | Path], gap_ms: int = 5000,
                     emit(done)
     finally:
         bar.close()
-    emit(engine_.finish())
+    if finish:
+        emit(engine_.finish())
     stats = engine_.stats
     inputs_out = {k: v.to_dict() for k, v in inputs.items()}
     errors = [e for v in inputs.values() for e in v.examples]

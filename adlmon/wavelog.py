@@ -14,6 +14,21 @@ A sink that fails loudly and loses nothing (issue 9, "Sinks"):
   dropped and counted in ``adlmon_sink_dropped_records_total``);
 * once a write succeeds again, everything queued is written in order and
   readiness recovers.
+
+Once and whole (issue 12, crash-only):
+
+* every complete line is fsynced as it is written, so a wave in the file
+  survives a host crash;
+* on open the file is read once: a last line without its newline (or one that
+  is not JSON) is a write cut short by ``kill -9`` or a crash, and is cut off
+  (``adlmon_wavelog_repairs_total{kind="truncated_tail"}``, logged); its wave is
+  reported again, whole, by the restarted daemon;
+* the ``(venue, wave_id)`` pairs in the file (and queued) are remembered: a
+  report of a wave already there is not written again (``duplicate_wave``), so a
+  restart that re-reports the waves after its last state snapshot leaves one
+  line per wave; :meth:`last_wave_id` is where ids stood;
+* :meth:`pending_lines` / :meth:`requeue`: the whole lines still waiting for a
+  failing disk, carried in the state snapshot across a restart.
 """
 
 from __future__ import annotations
@@ -34,6 +49,8 @@ from adlmon.net.backoff import Backoff
 log = logging.getLogger(__name__)
 
 SINK = "wavelog"
+TRUNCATED_TAIL = "truncated_tail"
+DUPLICATE_WAVE = "duplicate_wave"
 
 
 def encode(report: dict) -> bytes:
@@ -54,6 +71,11 @@ class Wavelog:
         self._os_write = os_write
         self._fd: int | None = None
         self._pending: deque[bytes] = deque()
+        self._whole: deque[bytes] = deque()  # the same lines, whole (the head may be cut short)
+        self.ids: dict[str, set[int]] = {}  # venue -> wave ids in the file or queued
+        self.duplicates = 0
+        self.cut_bytes = 0
+        self._scanned = False
         self.written = 0  # reports fully written
         self.errors = 0
         self.dropped = 0
@@ -68,16 +90,95 @@ class Wavelog:
         return len(self._pending)
 
     def open(self) -> None:
-        """Open (creating the directory); raises OSError when that is impossible at start."""
+        """Open (creating the directory); raises OSError when that is impossible at start.
+        The first open repairs a cut last line and learns the wave ids in the file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._scanned:
+            self._scan_and_repair()
+            self._scanned = True
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _scan_and_repair(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        good = pos = 0  # good: the end of the last complete line
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            end = len(data) if nl < 0 else nl + 1
+            try:
+                obj = orjson.loads(data[pos:end]) if data[pos:end].strip() else None
+            except orjson.JSONDecodeError:
+                obj = False
+            if nl < 0 or obj is False:
+                if end == len(data):  # the last line: a write cut short
+                    break
+                log.warning("wavelog %s: the line at byte %d is not JSON; left as it is",
+                            self.path, pos)
+            elif isinstance(obj, dict):
+                self._remember(obj)
+            pos = good = end
+        if good < len(data):
+            self.cut_bytes = len(data) - good
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good)
+                os.fsync(fh.fileno())
+            log.warning("wavelog %s: cut a partial last line of %d bytes (a write cut short by "
+                        "a crash); its wave is written again, whole, when reported", self.path,
+                        self.cut_bytes)
+            self._repair(TRUNCATED_TAIL)
+
+    def _repair(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.wavelog_repair(kind)
+
+    def _remember(self, report: dict) -> None:
+        wid = report.get("wave_id")
+        if isinstance(wid, int):
+            self.ids.setdefault(str(report.get("venue", "")), set()).add(wid)
+
+    def has(self, venue: str, wave_id: int) -> bool:
+        return wave_id in self.ids.get(venue, ())
+
+    def last_wave_id(self, venue: str) -> int:
+        """The largest wave id of ``venue`` in the file or queued (0 when none)."""
+        return max(self.ids.get(venue, ()), default=0)
+
+    def pending_lines(self) -> list[bytes]:
+        """The reports still waiting for the disk, as whole lines (a state snapshot keeps them)."""
+        return list(self._whole)
+
+    def requeue(self, lines) -> int:
+        """Queue lines of :meth:`pending_lines` from before a restart (each whole, once)."""
+        n = 0
+        for line in lines:
+            try:
+                report = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(report, dict) and self.write(report):
+                n += 1
+        return n
 
     def write(self, report: dict) -> bool:
         """Queue one report and write what is queued now, unless a retry is scheduled.
-        True when nothing is left waiting."""
-        self._pending.append(encode(report))
+        True when nothing is left waiting. A wave already in the file (or queued) is not
+        written again."""
+        venue, wid = str(report.get("venue", "")), report.get("wave_id")
+        if isinstance(wid, int) and self.has(venue, wid):
+            self.duplicates += 1
+            self._repair(DUPLICATE_WAVE)
+            log.info("wavelog: wave %s of %s is already in %s; not written again", wid, venue,
+                     self.path)
+            return not self._pending
+        line = encode(report)
+        self._pending.append(line)
+        self._whole.append(line)
+        self._remember(report)
         if len(self._pending) > self.max_pending:
             self._pending.popleft()
+            self._whole.popleft()
             self.dropped += 1
             if self.metrics is not None:
                 self.metrics.sink_dropped(SINK)
@@ -110,6 +211,8 @@ class Wavelog:
                     self._pending[0] = line[n:]  # the rest of the line goes first next time
                     continue
                 self._pending.popleft()
+                self._whole.popleft()
+                os.fsync(self._fd)  # the wave is on disk before the next one is taken
                 self.written += 1
         except OSError as exc:
             self.errors += 1
@@ -147,7 +250,9 @@ class Wavelog:
     def status(self) -> dict:
         return {"path": str(self.path), "written": self.written, "pending": len(self._pending),
                 "errors": self.errors, "dropped": self.dropped, "last_error": self.last_error,
-                "healthy": self._retry_at is None}
+                "healthy": self._retry_at is None, "duplicates_skipped": self.duplicates,
+                "cut_bytes_on_open": self.cut_bytes,
+                "waves_in_file": {v: len(ids) for v, ids in self.ids.items()}}
 
     def close(self) -> bool:
         """Last flush, fsync, close. True when nothing was left unwritten."""

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import orjson
+from hypothesis import given, settings, strategies as st
 
 from adlmon.metrics import Metrics
 from adlmon.net.backoff import Backoff
@@ -130,3 +131,79 @@ def test_a_real_file_size_limit_efbig_is_survived_and_written_after_the_limit_is
     assert 0 < result["failed_at"] < 40 and result["errors"] >= 1
     got = lines(path)
     assert [r["wave_id"] for r in got] == list(range(40))
+
+
+# --- once and whole (issue 12) -------------------------------------------------------
+
+def _open(path, metrics=None) -> Wavelog:
+    log = Wavelog(path, metrics)
+    log.open()
+    return log
+
+
+def _report(wid: int, venue: str = "hyperliquid") -> dict:
+    return {"venue": venue, "wave_id": wid, "needed_usd": 1.5 * wid, "fills": list(range(wid))}
+
+
+def _ids(path) -> list[tuple[str, int]]:
+    return [(o["venue"], o["wave_id"]) for o in map(orjson.loads, path.read_bytes().splitlines())]
+
+
+def test_a_wave_already_in_the_file_is_not_written_again_after_a_restart(tmp_path):
+    path = tmp_path / "w.jsonl"
+    log = _open(path)
+    assert log.write(_report(1)) and log.write(_report(2))
+    log.close()
+    metrics = Metrics(process_collectors=False)
+    log = _open(path, metrics)
+    assert log.last_wave_id("hyperliquid") == 2
+    log.write(_report(2))  # re-reported after the restart
+    assert log.duplicates == 1
+    assert log.write(_report(2, venue="bybit"))  # another venue's wave 2 is another wave
+    assert log.write(_report(3))
+    log.close()
+    assert _ids(path) == [("hyperliquid", 1), ("hyperliquid", 2), ("bybit", 2), ("hyperliquid", 3)]
+    assert 'adlmon_wavelog_repairs_total{kind="duplicate_wave"} 1.0' in metrics.exposition().decode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(1, 400), n=st.integers(1, 4))
+def test_a_partial_last_line_is_cut_on_open_and_its_wave_written_whole(tmp_path_factory, cut, n):
+    path = tmp_path_factory.mktemp("wl") / "w.jsonl"
+    lines = [orjson.dumps(_report(i)) + b"\n" for i in range(1, n + 1)]
+    whole = b"".join(lines)
+    cut = min(cut, len(lines[-1]) - 1)  # a kill -9 inside the last write
+    path.write_bytes(whole[:len(whole) - cut])
+    metrics = Metrics(process_collectors=False)
+    log = _open(path, metrics)
+    assert 'adlmon_wavelog_repairs_total{kind="truncated_tail"} 1.0' in metrics.exposition().decode()
+    assert log.last_wave_id("hyperliquid") == n - 1
+    assert log.write(_report(n))
+    log.close()
+    assert path.read_bytes() == whole
+
+
+def test_a_complete_file_is_left_alone(tmp_path):
+    path = tmp_path / "w.jsonl"
+    data = orjson.dumps(_report(1)) + b"\n"
+    path.write_bytes(data)
+    log = _open(path)
+    log.close()
+    assert log.cut_bytes == 0 and path.read_bytes() == data
+
+
+def test_lines_waiting_for_a_failing_disk_are_carried_over_a_restart_whole_and_once(tmp_path):
+    path = tmp_path / "w.jsonl"
+    disk = FullDisk(short_first=7)
+    log = Wavelog(path, os_write=disk, clock=Clock())
+    log.open()
+    assert log.write(_report(1))
+    disk.full = True
+    assert not log.write(_report(2))  # 7 bytes of it reach the file, the rest waits
+    waiting = log.pending_lines()
+    assert [orjson.loads(x)["wave_id"] for x in waiting] == [2]
+    # kill -9 here; the restarted daemon opens the file and requeues from its snapshot
+    again = _open(path)
+    assert again.cut_bytes == 7 and again.requeue(waiting) == 1
+    again.close()
+    assert _ids(path) == [("hyperliquid", 1), ("hyperliquid", 2)]

@@ -30,7 +30,7 @@ from adlmon.events import (
     ADL, LIQUIDATION, OTHER, AccountSnapshot, Fill, FeedGap, Funding, LedgerUpdate, Mark,
 )
 from adlmon.engine.ledger import Ledger, fill_row
-from adlmon.engine.waves import Wave, WaveTracker
+from adlmon.engine.waves import REACHED, Wave, WaveTracker
 from adlmon.errorlog import ErrorLog
 
 log = logging.getLogger(__name__)
@@ -213,15 +213,15 @@ class Engine:
 
     # ------------------------------------------------------------------ clocks
 
-    def tick(self, now_ms: int) -> list[Wave]:
+    def tick(self, now_ms: int, status: str = REACHED) -> list[Wave]:
         """Live: wall-clock ``now_ms`` passed; a pending block older than now is
         processed, waves quiet for more than gap_ms close, horizons before now
-        are reached."""
+        are reached (``horizon_status`` = ``status``)."""
         out = []
         if self._pending and self._block_t is not None and now_ms > self._block_t:
             out += self._flush()
             self._block_t = None
-        out += self.waves.advance_clock(now_ms)
+        out += self.waves.advance_clock(now_ms, status)
         return out
 
     def finish(self) -> list[Wave]:

@@ -123,6 +123,16 @@ class Ledger:
         self.divergences = 0
         self.positions_learned = 0
         self.unknown_ledger = 0
+        self.__setstate__({})  # the dispatch table
+
+    def __getstate__(self) -> dict:
+        """Pickled without the dispatch table of bound methods (engine/persist.py)."""
+        state = dict(self.__dict__)
+        del state["_dispatch"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
         self._dispatch = {
             Fill: self._apply_fill, Mark: self._apply_mark, Funding: self._apply_funding,
             LedgerUpdate: self._apply_ledger_update, AccountSnapshot: self._apply_snapshot,

@@ -15,8 +15,9 @@ A wave is a maximal run of one venue's ADL fills (the winner side, ``kind ==
 - production haircut ``H_t(Δ) = Σ_users (Σ_fills s·sz·(M(t_end+Δ) − px))+``,
   s = +1 when a long was closed (§4.4 step 4, the two-pass e^noADL − e^ADL per
   user), M the ledger's mark at or before t_end+Δ; ``horizon_status`` says
-  whether a later event (or the live clock) reached t_end+Δ ("reached") or
-  the input ended first ("input_ended": the last known mark);
+  whether a later event (or the live clock) reached t_end+Δ ("reached"), the
+  wall clock did while a node source was silent ("wall_clock", app.NodeClock),
+  or the input ended first ("input_ended": the last known mark);
 - excess ``H − B`` (net, §4.7.2) and its positive part; θ_needed = min(1, B/D),
   θ_prod = min(1, H(first horizon)/D), null when D is null or 0 (§3.6).
 
@@ -36,6 +37,7 @@ from adlmon.events import BUY, SELL
 from adlmon.engine.ledger import HoldersView, Ledger
 
 REACHED = "reached"
+REACHED_BY_WALL_CLOCK = "wall_clock"  # reached by the wall clock after the node fell silent
 INPUT_ENDED = "input_ended"
 CLOSED_BY_GAP = "gap"
 CLOSED_BY_CLOCK = "clock"
@@ -222,6 +224,15 @@ class WaveTracker:
         self.emitted = 0
 
     @property
+    def next_wave_id(self) -> int:
+        return self._next_id
+
+    def continue_ids(self, last_id: int) -> None:
+        """Wave ids go on after ``last_id`` (a restart without state whose wavelog
+        already holds waves up to it: a new wave must not reuse an id)."""
+        self._next_id = max(self._next_id, int(last_id) + 1)
+
+    @property
     def open_wave_start_ms(self) -> int | None:
         return self._open.t_start if self._open is not None else None
 
@@ -309,12 +320,13 @@ class WaveTracker:
                 ci = coin_index[coin] = len(coin_index)
             w.coin_idx.append(ci)
 
-    def advance_clock(self, now_ms: int) -> list[Wave]:
-        """Live: the wall clock reached ``now_ms`` (closes by clock, reaches horizons)."""
+    def advance_clock(self, now_ms: int, status: str = REACHED) -> list[Wave]:
+        """Live: the clock reached ``now_ms`` (closes by clock, reaches horizons, which
+        get ``status``)."""
         w = self._open
         if w is not None and now_ms > w.t_end + self.gap_ms:
             self._close(w, CLOSED_BY_CLOCK)
-        self._capture(now_ms, REACHED)
+        self._capture(now_ms, status)
         return self._emit_ready()
 
     def finish(self) -> list[Wave]:

@@ -19,7 +19,9 @@ Tailing rules:
   nothing more to read (a caught-up stream holds nothing back);
 * the position (file and byte offset after the last *published* line) is saved
   to ``<state_dir>/hyperliquid_node.json`` at most every ``save_every_s`` and
-  on stop, written atomically (temp file + rename). On start it is resumed;
+  on stop, written atomically (temp file + rename). On start it is resumed
+  (unless the daemon passes ``resume_from``: the position of its state
+  snapshot, where the ledger it restored stands, which wins);
   when it is missing, unreadable or corrupt (counted as a parse error
   ``corrupt_state`` on channel ``node_state``, logged) or names a file that no
   longer exists, the tail starts **at the beginning of the newest hourly file**
@@ -214,7 +216,7 @@ class NodeTailer:
                  *, state_dir: str | os.PathLike | None = None, metrics=None,
                  quarantine: Quarantine | None = None, poll_s: float = 0.2,
                  rotate_after_s: float = 2.0, save_every_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, resume_from: dict | None = None):
         self.data_dir = Path(data_dir)
         self.publish = publish
         self.metrics = metrics or NullMetrics()
@@ -237,6 +239,9 @@ class NodeTailer:
         self.started = False
         self._saved_at = 0.0
         self.resume_notes: dict[str, str] = {}
+        # The daemon's state snapshot (engine/persist.py) names the position its ledger
+        # was saved at; it wins over this tailer's own file, which may be further on.
+        self.resume_from = resume_from
 
     # ---------------------------------------------------------------- state
     def _load_state(self) -> dict:
@@ -263,7 +268,7 @@ class NodeTailer:
     def save_state(self) -> None:
         if self.state_path is None:
             return
-        streams = {name: t.state() for name, t in self.tails.items() if t.state() is not None}
+        streams = self.position()
         data = orjson.dumps({"version": 1, "data_dir": str(self.data_dir), "streams": streams,
                              "saved_at_ms": int(time.time() * 1000)})
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
@@ -275,8 +280,13 @@ class NodeTailer:
             log.warning("node tail: cannot save state to %s: %s", self.state_path, exc)
         self._saved_at = self.clock()
 
+    def position(self) -> dict:
+        """Each stream's position after the last published line (``streams`` of the
+        state file; what ``resume_from`` takes)."""
+        return {name: t.state() for name, t in self.tails.items() if t.state() is not None}
+
     def start(self) -> None:
-        saved = self._load_state()
+        saved = self.resume_from if self.resume_from is not None else self._load_state()
         for name, tail in self.tails.items():
             try:
                 note = tail.resume(saved.get(name))

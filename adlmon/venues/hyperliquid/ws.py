@@ -509,9 +509,15 @@ class HyperliquidFeeds:
         # Every source runs supervised (adlmon/supervise.py): the daemon's, or a private one.
         self.supervisor = supervisor or Supervisor(self.metrics, rng=rng)
         self._tasks: list[str] = []  # names of the supervised tasks of this venue
+        self.resume_from: dict[str, dict] = {}  # source -> its position in a state snapshot
         self._pending_watermarks: dict[str, AccountSnapshot] = {}
         self.started = False
         self.stage = ""  # what the background start-up is doing ("" = done)
+
+    def positions(self) -> dict[str, dict]:
+        """Per source, where it stands (what a state snapshot keeps and ``resume_from``
+        takes back): the node tailer's file offsets."""
+        return {NODE_SOURCE: self.node.position()} if self.node is not None else {}
 
     def _backoff(self) -> Backoff:
         return Backoff(self.cfg.backoff_initial_s, self.cfg.backoff_max_s, rng=self.rng)
@@ -700,7 +706,8 @@ class HyperliquidFeeds:
             return
         self.node = NodeTailer(self.cfg.node_data_dir, self.publish, state_dir=self.state_dir or None,
                                metrics=SourceMetrics(self.metrics, NODE_SOURCE),
-                               quarantine=self.quarantine)
+                               quarantine=self.quarantine,
+                               resume_from=(self.resume_from or {}).get(NODE_SOURCE))
         self._declare(NODE_SOURCE, self.node.tails)  # stream names: the node's channels
         self._spawn(self.node.run, "hyperliquid.node")
 
