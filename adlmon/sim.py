@@ -209,16 +209,29 @@ def iter_archive(res: "SimResult"):
     def fills():
         for line in open_lines(res.fills_path):
             b = orjson.loads(line)
-            yield b["events"][0][1]["time"], 0, "fills", b
+            yield decoded_line_time_ms(b), 0, "fills", b
 
     def misc():
         for line in open_lines(res.misc_path):
             m = orjson.loads(line)
-            t = m["events"][0]["time"] if "events" in m else m["time"]
-            yield _iso_to_ms(t), 1, "misc", m
+            yield decoded_line_time_ms(m), 1, "misc", m
 
     for t, _, kind, obj in heapq.merge(fills(), misc(), key=lambda x: (x[0], x[1])):
         yield t, kind, obj
+
+
+def line_time_ms(line: bytes) -> int:
+    """The time (ms) of one line the simulator wrote (:func:`decoded_line_time_ms`)."""
+    return decoded_line_time_ms(orjson.loads(line))
+
+
+def decoded_line_time_ms(obj: dict) -> int:
+    """The time (ms) of one decoded line the simulator wrote: a fills block's first
+    fill, a misc block's first event or a misc event's ISO time."""
+    events = obj.get("events")
+    if events and isinstance(events[0], list):
+        return events[0][1]["time"]
+    return _iso_to_ms(events[0]["time"] if events else obj["time"])
 
 
 def _iso_to_ms(text: str) -> int:

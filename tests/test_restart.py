@@ -19,21 +19,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adlmon.sim import iso_ns, simulate
+from adlmon.sim import line_time_ms, iso_ns, simulate
 from live_venue import free_port
 from test_app import _get, _spawn, _stop, _wait_http
 
 HOURLY = ("20251010", "21")
 HORIZONS = (0, 1000, 2000)
-
-
-def _line_time(line: bytes) -> int:
-    from adlmon.sim import _iso_to_ms
-
-    obj = orjson.loads(line)
-    if obj.get("events") and isinstance(obj["events"][0], list):
-        return obj["events"][0][1]["time"]
-    return _iso_to_ms(obj["events"][0]["time"] if "events" in obj else obj["time"])
 
 
 class Node:
@@ -52,13 +43,13 @@ class Node:
         losers = sorted({ev[1]["liquidation"]["liquidatedUser"]
                          for ln in fills for ev in orjson.loads(ln)["events"]
                          if ev[1].get("dir") == "Auto-Deleveraging"})
-        t0 = _line_time(fills[0]) - 50
+        t0 = line_time_ms(fills[0]) - 50
         deposit = [orjson.dumps({"time": iso_ns(t0 * 1_000_000), "hash": "0x" + "0" * 64,
                                  "inner": {"LedgerUpdate": {"users": [u], "delta": {
                                      "type": "deposit", "usdc": "1.0"}}}}) + b"\n"
                    for u in losers]
-        self.lines = {self.fills: [(_line_time(ln), ln) for ln in fills],
-                      self.misc: [(t0, ln) for ln in deposit] + [(_line_time(ln), ln) for ln in misc]}
+        self.lines = {self.fills: [(line_time_ms(ln), ln) for ln in fills],
+                      self.misc: [(t0, ln) for ln in deposit] + [(line_time_ms(ln), ln) for ln in misc]}
         self.done = {self.fills: 0, self.misc: 0}
         self.end_ms = max(t for lines in self.lines.values() for t, _ in lines)
 

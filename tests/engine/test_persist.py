@@ -19,7 +19,7 @@ from adlmon.engine.ledger import Ledger
 from adlmon.engine.persist import SnapshotError, StateStore, VenueState
 from adlmon.metrics import Metrics
 from adlmon.replay import replay_files
-from adlmon.sim import simulate
+from adlmon.sim import line_time_ms, simulate
 
 VENUE = "hyperliquid"
 GAP_MS = 5000
@@ -29,16 +29,6 @@ HORIZONS = (0, 500, 1000, 2000, 5000)
 def _dump(obj) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
                         | orjson.OPT_SORT_KEYS)
-
-
-def _line_time(line: bytes) -> int:
-    obj = orjson.loads(line)
-    if "events" in obj and obj["events"] and isinstance(obj["events"][0], list):
-        return obj["events"][0][1]["time"]
-    from adlmon.sim import _iso_to_ms
-
-    t = obj["events"][0]["time"] if "events" in obj else obj["time"]
-    return _iso_to_ms(t) if isinstance(t, str) else int(t)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +43,7 @@ def cascade(tmp_path_factory):
     files = {}
     for path in (res.fills_path, res.misc_path):
         lines = path.read_bytes().splitlines(keepends=True)
-        files[path.name] = [(_line_time(ln), ln) for ln in lines]
+        files[path.name] = [(line_time_ms(ln), ln) for ln in lines]
     times = sorted({t for lines in files.values() for t, _ in lines})
     return res, full, cf, files, times
 
