@@ -223,6 +223,10 @@ class ServerState:
             out["last_wave"] = last_wave_summary(self.recent_waves[-1])
         if self.loop_monitor is not None:
             out["loop_lag_s"] = self.loop_monitor.lag_s
+        try:
+            out["asyncio_tasks"] = len(asyncio.all_tasks())  # a leak shows here (soak)
+        except RuntimeError:  # no running loop (a test calling status() directly)
+            pass
         if self.demo is not None:
             out["demo"] = dict(self.demo)
         for name, (_problems, status) in self.checks.items():

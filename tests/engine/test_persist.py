@@ -194,3 +194,32 @@ def test_damaged_snapshot_never_crashes_load_and_falls_back(good_snapshot, data)
     assert state is not None and store.fell_back
     assert state.next_wave_id == 7  # the previous snapshot's
     assert store.problems[0]["reason"] in ("corrupt", "truncated")
+
+
+def _wave_lines(metrics: Metrics) -> list[str]:
+    groups = {"adlmon_adl_", "adlmon_deficit_", "adlmon_insurance_"}
+    return sorted(ln for ln in metrics.exposition().decode().splitlines()
+                  if not ln.startswith("#") and any(ln.startswith(g) for g in groups)
+                  and "compute_duration" not in ln)
+
+
+def test_wave_series_carry_over_a_restart(cascade):
+    """Counters continue from their totals, gauges (last wave, regret bound, policy
+    losses) keep their values: the restarted daemon's /metrics reads as before."""
+    _res, full, _cf, _files, _times = cascade
+    before = Metrics(process_collectors=False)
+    for report in full.reports:
+        before.observe_wave(report)
+    after = Metrics(process_collectors=False)
+    assert after.restore_series(orjson.loads(orjson.dumps(before.saved_series()))) > 0
+    assert _wave_lines(after) == _wave_lines(before)
+    assert any(ln.startswith("adlmon_adl_regret_bound_usd") and not ln.endswith("NaN")
+               for ln in _wave_lines(after))
+
+
+def test_a_snapshot_of_another_configuration_is_not_used(tmp_path):
+    _one_snapshot(tmp_path)
+    store = StateStore(tmp_path, VENUE)
+    assert store.load(lambda st: "gap_ms changed") is None
+    assert store.problems[0]["reason"] == "config_changed"
+    assert StateStore(tmp_path, VENUE).load(lambda st: None) is not None
