@@ -10,6 +10,12 @@ by default) -> engine (one task: ledger + wave tracker) -> wave reports
   a small slack for frames still in flight); a ticker calls ``Engine.tick``
   with it, so a wave closes ``gap_ms`` of wall time after its last ADL fill and
   a horizon is reached when the clock passes it, even if the feed is quiet.
+  A node deployment (sources ``["node"]``) runs on :class:`NodeClock` instead:
+  the node's block times, the wall clock only after ``[engine] node_silence_s``.
+* Crash-only (issue 12, README "Restarts keep the state"): with ``[engine]
+  state_dir`` a state snapshot (``engine/persist.py``) is written every
+  ``snapshot_interval_s`` when nothing is half-applied, and at shutdown; the
+  start resumes from the newest usable one (the node tail from its offsets).
 * Heavy work is off the receive path: the engine consumes the bus in its own
   task, closed waves go through a bounded queue to one report task which runs
   the counterfactual in a thread (``run_in_executor``); the event loop keeps
@@ -23,8 +29,9 @@ by default) -> engine (one task: ledger + wave tracker) -> wave reports
   (``adlmon/wavelog.py``) and readiness says why until it writes again.
 * Shutdown (SIGTERM/SIGINT): ``STOPPING=1``, sources cancelled (sockets
   closed), what is queued is drained into the engine, open waves are finished
-  (``closed_by: input_ended``), their reports written, the wavelog flushed and
-  fsynced, the server stopped; well within 10 s. Under systemd: ``READY=1``
+  (``closed_by: input_ended``; with a ``state_dir`` they are kept in the shutdown
+  snapshot instead and go on after the restart), their reports written, the
+  wavelog flushed and fsynced, the server stopped; well within 10 s. Under systemd: ``READY=1``
   once the server listens and the sources are started (a venue outage must not
   fail the start), ``WATCHDOG=1`` from the loop.
 * No network: every source keeps retrying with backoff, logs why, and
