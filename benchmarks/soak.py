@@ -158,8 +158,10 @@ level = "WARNING"
                 break
             # Unread bytes: what was written past the daemon's offsets.
             cur = node["streams"]["node_fills_by_block"]
+            day, _, hour = cur.get("file", "0/0").partition("/")
+            at = (day, int(hour or 0))
             ahead = sum(p.stat().st_size for p in written["node_fills_by_block"]
-                        if f"{p.parent.name}/{p.name}" >= cur.get("file", "")) - cur.get("offset", 0)
+                        if (p.parent.name, int(p.name)) >= at) - cur.get("offset", 0)
             if ahead > args.ahead_mb * 1e6:
                 time.sleep(0.05)
                 continue

@@ -95,7 +95,10 @@ quarantine_path = "{tmp / 'quarantine.jsonl'}"
 class Run:
     """One ``adlmon run`` process."""
 
+    started: list["Run"] = []  # every process, so a failing test leaves none behind
+
     def __init__(self, tmp: Path, config: Path):
+        Run.started.append(self)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = _spawn(["run", "--listen", f"127.0.0.1:{self.port}", "--config", str(config)],
@@ -147,6 +150,17 @@ def test_kill_9_twice_and_sigterm_mid_cascade_lose_no_wave_and_repeat_none(tmp_p
     assert len(waves) >= 3
     t_first = min(t for lines in node.lines.values() for t, _ in lines)
 
+    try:
+        _cascade_with_restarts(tmp_path, config, node, waves, t_first, rng, seed)
+    finally:
+        for run in Run.started:  # an assertion failed: no daemon is left behind
+            if run.proc.poll() is None:
+                run.proc.kill()
+                run.proc.wait()
+        Run.started.clear()
+
+
+def _cascade_with_restarts(tmp_path, config, node, waves, t_first, rng, seed) -> None:
     run = Run(tmp_path, config)
     # 1. SIGKILL at a random point before the second wave, once a snapshot exists and
     #    more has been read since (the snapshot interval is 1 s, the kill follows the
