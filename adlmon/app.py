@@ -296,6 +296,7 @@ class Daemon:
                 self.engine.waves.continue_ids(self.wavelog.last_wave_id(VENUE))
             return
         self.engine = st.engine
+        self.state.ledgers[VENUE] = self.engine.ledger  # /api/exposure reads the restored one
         cf = st.counterfactual
         if cf is not None and getattr(cf, "cfg", None) == cfg.counterfactual:
             self.build_report = cf.report

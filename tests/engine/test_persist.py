@@ -211,7 +211,7 @@ def test_wave_series_carry_over_a_restart(cascade):
     for report in full.reports:
         before.observe_wave(report)
     after = Metrics(process_collectors=False)
-    assert after.restore_series(orjson.loads(orjson.dumps(before.saved_series()))) > 0
+    assert after.restore_series(pickle.loads(pickle.dumps(before.saved_series()))) > 0
     assert _wave_lines(after) == _wave_lines(before)
     assert any(ln.startswith("adlmon_adl_regret_bound_usd") and not ln.endswith("NaN")
                for ln in _wave_lines(after))
