@@ -30,6 +30,10 @@ class Liquidation:
     liquidated_user: str | None
     mark_px: float
     method: str  # "market" | "backstop" | "" when unknown
+    # The entry price of the position this fill closes, when the venue publishes it
+    # (Lighter's maker_entry_quote_before / |maker_position_size_before|): the ADL
+    # winner's capacity is then its unrealized PnL at mark_px (issue 10). None = unknown.
+    entry_px: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,15 @@ from aiohttp import web
 
 
 @contextlib.asynccontextmanager
-async def serve_post(path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+async def serve_post(path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                     get: tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] | None = None
                      ) -> AsyncIterator[str]:
-    """Serve ``POST path`` with ``handler`` on a free port; yields the URL."""
+    """Serve ``POST path`` with ``handler`` (and ``GET get[0]`` with ``get[1]``) on a free
+    port; yields the URL of ``path``."""
     app = web.Application()
     app.router.add_post(path, handler)
+    if get is not None:
+        app.router.add_get(*get)
     runner = web.AppRunner(app, shutdown_timeout=0.2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

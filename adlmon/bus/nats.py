@@ -49,7 +49,7 @@ def _encode_one(e) -> list:
     for f in _FIELDS[name]:
         v = getattr(e, f)
         if v.__class__ is ev.Liquidation:
-            v = [v.liquidated_user, v.mark_px, v.method]
+            v = [v.liquidated_user, v.mark_px, v.method, v.entry_px]
         elif f == "positions":
             v = [[p.coin, p.size, p.entry_px, p.mark_px] for p in v]
         out.append(v)

@@ -64,6 +64,8 @@ class WaveFills:
     liquidated_user: tuple[str | None, ...]
     time_ms: np.ndarray
     tid: np.ndarray
+    # entry price of the closed position where the venue publishes it (NaN elsewhere)
+    entry_px: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user)
@@ -172,7 +174,7 @@ class _Building:
     """A wave being collected (open) or waiting for its horizons (closed)."""
 
     __slots__ = ("wave_id", "t_start", "t_end", "user", "coin", "side", "px", "sz", "mark",
-                 "start", "pnl", "liq_user", "time", "tid", "user_index", "user_idx",
+                 "start", "pnl", "liq_user", "time", "tid", "entry", "user_index", "user_idx",
                  "coin_index", "coin_idx", "eligible", "loser_min", "unknown_losers",
                  "missing_loser", "closed_by", "marks", "status", "deficit", "increment",
                  "source", "deficit_at_start")
@@ -181,7 +183,7 @@ class _Building:
         self.wave_id = wave_id
         self.t_start = t
         self.t_end = t
-        for name in ("user", "coin", "side", "px", "sz", "mark", "start", "pnl", "liq_user",
+        for name in ("user", "coin", "side", "px", "sz", "mark", "start", "pnl", "liq_user", "entry",
                      "time", "tid", "user_idx", "coin_idx"):
             setattr(self, name, [])
         self.user_index: dict[str, int] = {}
@@ -306,6 +308,8 @@ class WaveTracker:
             w.sz.append(sz)
             m = liq.mark_px if liq is not None else None
             w.mark.append(nan if m is None else m)
+            entry = liq.entry_px if liq is not None else None
+            w.entry.append(nan if entry is None else entry)
             w.start.append(start)
             w.pnl.append(pnl)
             w.liq_user.append(liq.liquidated_user if liq is not None else None)
@@ -395,6 +399,7 @@ class WaveTracker:
             mark_px=mark, start_position=np.asarray(w.start, dtype=float),
             closed_pnl=np.asarray(w.pnl, dtype=float), liquidated_user=tuple(w.liq_user),
             time_ms=np.asarray(w.time, dtype=np.int64), tid=np.asarray(w.tid, dtype=np.int64),
+            entry_px=np.asarray(w.entry, dtype=float),
         )
         needed = float(np.nansum(np.abs(mark - px) * sz))
         sign = np.where(np.asarray(w.side) == BUY, -1.0, 1.0)

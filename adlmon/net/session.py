@@ -33,6 +33,8 @@ The rules (cryptofeed's connection handler, with its issue #223 fixed):
   blow-up. The reader yields to the event loop every ``YIELD_EVERY`` frames,
   so a flood of frames already buffered cannot starve pings, probes and
   scrapes. Parser exceptions are logged throttled per reason, all counted.
+* A ``PartialParseError`` is counted like a ``ParseError`` and its good events
+  are published.
 * Optional adapter attributes, for venues that need them: ``control_pings``
   (True: liveness is websocket control frames: the venue's pings are answered
   and count as frames, and our ping is a control ping whose pong clears it,
@@ -41,6 +43,12 @@ The rules (cryptofeed's connection handler, with its issue #223 fixed):
   meanwhile); ``on_raw(raw)`` (every received data frame, before decoding, e.g.
   for a capture); ``pong_text`` (bytes: a non-JSON frame that is the pong of a
   ``ping_message()`` given as bytes, sent as a literal text frame: OKX ``ping``).
+* ``pace`` (optional adapter attribute, an async callable): awaited before each
+  subscribe message, for a message budget per IP that several connections share
+  (Lighter); subscriptions are then sent while the connection is read, as with
+  ``subscribe_interval_s``.
+* A venue that pings at the application level (``classify`` -> ``PING``, Lighter's
+  ``{"type":"ping"}``) gets ``adapter.pong_message(obj)`` back at once.
 
 Reconnect reasons are ``adlmon.metrics.RECONNECT_REASONS``: ``close_1000``,
 ``close_1001``, ``abnormal_1006`` (TCP dropped without a close frame), other
@@ -69,7 +77,7 @@ from adlmon.net.quarantine import Quarantine
 log = logging.getLogger(__name__)
 
 # What Adapter.classify returns for a decoded frame.
-DATA, PONG, ACK, ERROR, IGNORE = "data", "pong", "ack", "error", "ignore"
+DATA, PONG, ACK, ERROR, IGNORE, PING = "data", "pong", "ack", "error", "ignore", "ping"
 MAX_FRAME_BYTES = 64 << 20  # default frame cap; the largest real frame is ~5 MB (11k-fill userFills)
 YIELD_EVERY = 16  # frames read back to back before the reader lets the loop run
 CLOSE_MESSAGE_TOO_BIG = 1009  # RFC 6455 §7.4.1
@@ -201,6 +209,8 @@ class WsSession:
         self._control_pings = bool(getattr(adapter, "control_pings", False))
         self._subscribe_interval_s = float(getattr(adapter, "subscribe_interval_s", 0.0) or 0.0)
         self._on_raw = getattr(adapter, "on_raw", None)
+        self._pace_hook = getattr(adapter, "pace", None)
+        self._replies: list[str] = []  # answers to app-level venue pings, sent by the reader
 
     @property
     def delays(self) -> list[float]:
@@ -283,8 +293,10 @@ class WsSession:
         for ch in self._busy:
             self.last_data[ch.name] = now
         subs = self.adapter.subscriptions()
-        paced = subs[1:] if self._subscribe_interval_s > 0 else []
+        paced = subs[1:] if self._subscribe_interval_s > 0 or self._pace_hook else []
         try:
+            if paced and self._pace_hook is not None:
+                await self._pace_hook()
             for sub in subs[:1] if paced else subs:
                 await ws.send_str(orjson.dumps(sub).decode())
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
@@ -318,7 +330,10 @@ class WsSession:
         """The remaining subscriptions, one per ``subscribe_interval_s`` (a send that fails
         ends quietly: the reader sees the closed socket)."""
         for sub in subs:
-            await asyncio.sleep(self._subscribe_interval_s)
+            if self._pace_hook is not None:
+                await self._pace_hook()
+            else:
+                await asyncio.sleep(self._subscribe_interval_s)
             try:
                 await ws.send_str(orjson.dumps(sub).decode())
             except (aiohttp.ClientError, ConnectionError, RuntimeError):
@@ -345,6 +360,13 @@ class WsSession:
                 await asyncio.sleep(0)
             if msg.type is text or msg.type is binary:
                 outcome = self._on_frame(msg.data)
+                if self._replies:
+                    replies, self._replies = self._replies, []
+                    try:
+                        for reply in replies:
+                            await ws.send_str(reply)
+                    except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                        return "abnormal_1006", None, f"pong not sent: {exc}"
                 if outcome is None:
                     continue
                 if isinstance(outcome, str):
@@ -411,6 +433,9 @@ class WsSession:
         if kind == PONG:
             self._ping_sent = None
             self.backoff.reset()
+            return None
+        if kind == PING:
+            self._replies.append(orjson.dumps(adapter.pong_message(obj)).decode())
             return None
         if kind == DATA:
             if channel not in self._policies:

@@ -78,7 +78,14 @@ async def info_server():
             return web.Response(text="<html>")
         return web.json_response({"echo": body})
 
-    async with serve_post("/info", info) as url:
+    async def get(request):
+        state["calls"] += 1
+        if state["mode"] == "429-once" and state["calls"] == 1:
+            return web.Response(status=429, headers={"Retry-After": "0.05"})
+        return web.Response(text='{"q": "%s",  "n": 1.50}' % request.query_string,
+                            content_type="application/json")
+
+    async with serve_post("/info", info, get=("/info/api/v1/recentTrades", get)) as url:
         yield url, state
 
 
@@ -127,3 +134,17 @@ async def test_unreachable_endpoint_is_retried_then_raises_connect_error():
         await client.close()
     assert err.value.reason == "connect_error"
     assert len(slept) == 2 and all(0 <= s <= 0.02 for s in slept)
+
+
+async def test_get_text_returns_json_and_the_body_as_received_and_retries_a_429(info_server):
+    url, state = info_server
+    state["mode"] = "429-once"
+    results = []
+    client = RestClient(url, WeightLimiter(1200), on_result=results.append)
+    try:
+        obj, raw = await client.get_text("/api/v1/recentTrades", {"market_id": 0, "limit": 5}, 600)
+    finally:
+        await client.close()
+    assert obj == {"q": "market_id=0&limit=5", "n": 1.5}
+    assert raw == '{"q": "market_id=0&limit=5",  "n": 1.50}'
+    assert results == ["http_429", "ok"]

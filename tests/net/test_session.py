@@ -13,7 +13,7 @@ from aiohttp import web
 from adlmon.events import FeedGap, Mark, ParseError
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
-from adlmon.net.session import ACK, DATA, ERROR, IGNORE, PONG, ChannelPolicy, WsSession
+from adlmon.net.session import ACK, DATA, ERROR, IGNORE, PING, PONG, ChannelPolicy, WsSession
 
 
 class ToyAdapter:
@@ -40,7 +40,12 @@ class ToyAdapter:
             return ERROR, ""
         if ch == "hello":
             return IGNORE, ""
+        if ch == "srvping":
+            return PING, ""
         return DATA, ch
+
+    def pong_message(self, obj):
+        return {"op": "pong", "n": obj.get("n")}
 
     def error_is_fatal(self, obj):
         return obj.get("fatal", False)
@@ -62,6 +67,7 @@ class ToyVenue:
         self.script = {}  # knobs read by the handler
         self.connections = 0
         self.pings = 0
+        self.pongs = []
         self.subs = []
 
     async def handler(self, request):
@@ -80,6 +86,8 @@ class ToyVenue:
                     self.pings += 1
                     if not self.script.get("mute_pongs"):
                         await ws.send_str('{"ch":"pong"}')
+                elif obj.get("op") == "pong":
+                    self.pongs.append(obj.get("n"))
                 elif obj.get("op") == "sub":
                     self.subs.append((conn, obj["ch"]))
                     await ws.send_str('{"ch":"ack"}')
@@ -227,3 +235,24 @@ async def test_unreachable_venue_retries_with_capped_jittered_backoff():
     assert set(s.reconnects) == {"connect_error"} and not s.connected
     assert all(0 <= d <= 0.2 for d in delays)
     assert s.status()["connected"] is False
+
+
+async def test_a_venue_ping_is_answered_with_the_adapters_pong(venue):
+    venue.script["frames"] = ['{"ch":"srvping","n":1}', '{"ch":"srvping","n":2}']
+    out, delays = Recorder(), []
+    s = session(venue, ToyAdapter(), out, delays)
+    await run_until(s, lambda: len(venue.pongs) >= 2)
+    assert venue.pongs == [1, 2] and s.parse_errors == {} and s.reconnects == {}
+
+
+async def test_a_pace_hook_is_awaited_before_every_subscribe(venue):
+    calls = []
+
+    class Paced(ToyAdapter):
+        async def pace(self):
+            calls.append(len(venue.subs))
+            await asyncio.sleep(0.01)
+    out, delays = Recorder(), []
+    s = session(venue, Paced(), out, delays)
+    await run_until(s, lambda: len(venue.subs) >= 2)
+    assert len(calls) == 2  # one wait before each subscribe
