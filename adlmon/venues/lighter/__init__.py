@@ -32,7 +32,7 @@ def _sources(ctx: SourceContext):
     from adlmon.venues.lighter.ws import LighterFeeds
 
     return LighterFeeds(ctx.cfg, ctx.publish, metrics=ctx.metrics, now_ms=ctx.now_ms,
-                        capture=ctx.capture, rng=ctx.rng)
+                        capture=ctx.capture, rng=ctx.rng, supervisor=ctx.supervisor)
 
 
 def _capture_parser(cfg: Any):

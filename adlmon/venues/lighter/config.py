@@ -39,6 +39,7 @@ class LighterConfig:
     rest_weight_other: int = 400  # every other endpoint
     backfill_limit: int = 100  # recentTrades per market after a reconnect
     pool_poll_interval_s: float = 60.0  # /api/v1/account of the LLP pool (insurance fund, D)
+    max_frame_bytes: int = 16 << 20  # websocket frame cap (a trade snapshot is ~50 trades, a few kB)
     merge_hold_ms: int = 1000  # events wait this long (receive time) to be put in time order across connections
     quarantine_path: str = "quarantine.jsonl"
     quarantine_max_bytes: int = 10_000_000
@@ -62,11 +63,12 @@ class LighterConfig:
             ("backfill_limit", 1 <= self.backfill_limit <= 1000, "must be in 1..1000"),
             ("quarantine_max_bytes", self.quarantine_max_bytes >= 0, "must be >= 0"),
             ("merge_hold_ms", 0 <= self.merge_hold_ms < 60000, "must be in 0..59999 ms"),
+            ("max_frame_bytes", self.max_frame_bytes > 0, "must be a positive number of bytes"),
         ):
             if not ok:
                 out.append(f"{where} {key} = {getattr(self, key)!r}: {rule}")
         for f in fields(self):
-            if f.name != "subscribe_interval_s" and (
+            if f.name not in ("subscribe_interval_s", "merge_hold_ms") and (
                     f.name.endswith(("_s", "_ms", "_per_min")) or f.name.startswith("rest_weight")):
                 v = getattr(self, f.name)
                 if not v > 0:

@@ -42,6 +42,7 @@ from adlmon.metrics import SourceMetrics
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, PING, PONG, ChannelPolicy, NullMetrics, WsSession
+from adlmon.supervise import Supervisor
 from adlmon.venues.lighter.parse import (
     MARKET_STATS_CHANNEL, POOL_LABEL, TRADE_CHANNEL, VENUE, LighterParser, frame_family,
 )
@@ -215,7 +216,7 @@ class LighterFeeds:
 
     def __init__(self, cfg, publish: Callable[[list[Event]], Awaitable[None]], *, metrics=None,
                  now_ms: Callable[[], int] | None = None, capture=None, rng=None,
-                 discovery_timeout_s: float = 10.0):
+                 discovery_timeout_s: float = 10.0, supervisor: Supervisor | None = None):
         self.cfg = cfg
         self.publish = publish
         self.metrics = metrics or NullMetrics()
@@ -238,7 +239,9 @@ class LighterFeeds:
         self.pool_polls = 0
         self.last_error = ""
         self._backfill_q: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task] = []
+        # Every task runs supervised (adlmon/supervise.py): the daemon's, or a private one.
+        self.supervisor = supervisor or Supervisor(self.metrics, rng=rng)
+        self._tasks: list[str] = []  # names of this venue's supervised tasks
         self.started = False
 
     def _backoff(self) -> Backoff:
@@ -255,7 +258,8 @@ class LighterFeeds:
         if declare_pool is not None:
             declare_pool(VENUE, POOL_LABEL)
         self.stage = "starting"
-        self._spawn(self._startup, "lighter.startup")
+        # Restartable: a rerun starts only what is missing.
+        self._spawn(self._startup, "lighter.startup", once=True)
         self.started = True
 
     async def _retry(self, what: str, call):
@@ -291,7 +295,8 @@ class LighterFeeds:
             log.warning("lighter: %d markets exceed the %d-subscription cap per IP; not watched: %s",
                         len(self.left_out), cfg.subscriptions_per_ip, ", ".join(self.left_out[:10]))
         for i, subs in enumerate(shards):
-            self._start_session(f"lighter.stream.{i}", subs, f"stream{i}")
+            if f"lighter.stream.{i}" not in self.sessions:
+                self._start_session(f"lighter.stream.{i}", subs, f"stream{i}")
         self._spawn(self._backfill_worker, "lighter.backfill")
         self._spawn(self._poll_pool_forever, "lighter.pool")
         self._spawn(self._release_held, "lighter.merge")
@@ -309,7 +314,8 @@ class LighterFeeds:
         session = WsSession(name, cfg.ws_url, adapter, self.publish,
                             ping_interval_s=cfg.ping_interval_s,
                             liveness_timeout_s=cfg.liveness_timeout_s, backoff=self._backoff(),
-                            metrics=metrics, quarantine=self.quarantine, now_ms=self.now_ms)
+                            metrics=metrics, quarantine=self.quarantine, now_ms=self.now_ms,
+                            max_frame_bytes=cfg.max_frame_bytes)
         self.sessions[name] = session
         self._spawn(session.run, name)
 
@@ -370,22 +376,14 @@ class LighterFeeds:
                 await self._emit(events)
 
     # ------------------------------------------------------------------ stop
-    def _spawn(self, factory: Callable[[], Awaitable[Any]], name: str) -> None:
-        """Run ``factory()`` as a task (a factory, not a coroutine: a supervisor can restart it)."""
-        task = asyncio.create_task(factory(), name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
-
-    @staticmethod
-    def _task_done(task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("lighter source %s died: %r", task.get_name(), task.exception(),
-                      exc_info=task.exception())
+    def _spawn(self, factory: Callable[[], Awaitable[Any]], name: str, once: bool = False) -> None:
+        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
+        self.supervisor.spawn(name, factory, once=once)
+        if name not in self._tasks:
+            self._tasks.append(name)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(self._tasks)
         self._tasks = []
         await self.rest.close()
         held = self.parser.finish()  # nothing received is dropped

@@ -90,3 +90,29 @@ async def test_every_connection_and_the_pool_have_series_from_the_start(tmp_path
         assert (f'adlmon_feed_connected{{channel="{channel}",source="{source}",venue="lighter"}} 1.0'
                 in text), (source, channel)
     assert 'adlmon_insurance_fund_usd{pool="llp",venue="lighter"}' in text
+
+
+async def test_the_sources_run_under_the_daemons_supervisor(tmp_path):
+    from adlmon.supervise import Supervisor
+
+    f = face("lighter")
+    f.simulate(tmp_path / "sim", seed=2, coins=2)
+    fake = await f.fake(tmp_path / "sim", speed=50.0, paused=True)
+    sup = Supervisor()
+
+    async def publish(events):
+        pass
+    src = f.sources(SourceContext(cfg=f.demo_config(f.config(), fake), publish=publish,
+                                  metrics=None, now_ms=fake.venue_now_ms, supervisor=sup))
+    try:
+        await src.start()
+        async with asyncio.timeout(20):
+            while "lighter.stream.0" not in sup.states or not src.sessions["lighter.stream.0"].connected:
+                await asyncio.sleep(0.01)
+        assert {"lighter.startup", "lighter.stream.0", "lighter.pool", "lighter.merge",
+                "lighter.backfill"} <= set(sup.status())
+        assert sup.problems() == []
+    finally:
+        await src.stop()
+        await fake.stop()
+    assert not any(sup.running(n) for n in sup.states)
