@@ -279,6 +279,7 @@ def check_event(ev: Any) -> None:
             # NaN = the fill carried no usable markPx (kept; counted as missing_mark_px)
             need(_finite(lq.mark_px) or lq.mark_px != lq.mark_px, "liquidation.mark_px")
             need(isinstance(lq.method, str), "liquidation.method")
+            need(lq.entry_px is None or _finite(lq.entry_px), "liquidation.entry_px")
     elif cls is Mark:
         need(_is_name(ev.coin), "coin")
         need(_finite(ev.mark_px), "mark_px")

@@ -71,7 +71,10 @@ def decode(data: bytes) -> list:
             cls = _TYPES[name]
             kw = dict(zip(_FIELDS[name], values))
             if name == "Fill" and kw.get("liquidation") is not None:
-                kw["liquidation"] = ev.Liquidation(*kw["liquidation"])
+                liq = kw["liquidation"]
+                if isinstance(liq, list) and len(liq) > 1 and liq[1] is None:
+                    liq = [liq[0], float("nan"), *liq[2:]]  # JSON has no NaN: an unknown mark
+                kw["liquidation"] = ev.Liquidation(*liq)
             elif name == "AccountSnapshot":
                 kw["positions"] = tuple(ev.PositionSnapshot(*p) for p in kw["positions"])
             elif name == "InsuranceFund":

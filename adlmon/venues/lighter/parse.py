@@ -69,7 +69,7 @@ from adlmon.events import (
 )
 from adlmon.io.capture import CLOSE as CAPTURE_CLOSE, OPEN as CAPTURE_OPEN, REST, WS
 from adlmon.venues.dedupe import SeenSet
-from adlmon.venues.hyperliquid.parse import number
+from adlmon.validate import MAX_ABS, number
 from adlmon.venues.merge import TimeMerge
 
 VENUE = "lighter"
@@ -155,7 +155,6 @@ class Trade(NamedTuple):
 _OPTIONAL = ("taker_position_size_before", "maker_position_size_before",
              "taker_entry_quote_before", "maker_entry_quote_before", "taker_fee", "maker_fee")
 _TYPE_SET = frozenset(TRADE_TYPES)
-_INF = math.inf
 
 
 def _fast_trade(obj: Any) -> Trade | None:
@@ -185,14 +184,14 @@ def _fast_trade(obj: Any) -> Trade | None:
                 opt.append(None)
             elif cls is str or cls is int:
                 x = float(v)
-                if x - x != 0.0:
+                if not -MAX_ABS <= x <= MAX_ABS:  # also nan
                     return None
                 opt.append(x)
             else:
                 return None
     except (ValueError, OverflowError):
         return None
-    if not (0.0 < size < _INF and 0.0 < price < _INF):
+    if not (0.0 < size <= MAX_ABS and 0.0 < price <= MAX_ABS):
         return None
     tx = obj.get("tx_hash")
     return Trade(tid, kind, m, size, price, a, b, mk, ts, tx if tx.__class__ is str else "", *opt)

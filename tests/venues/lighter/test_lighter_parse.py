@@ -360,6 +360,10 @@ def test_an_adl_fill_keeps_its_entry_across_the_nats_encoding():
     p.parse(ws(stats(1000, m0="101")))
     (w,) = p.parse(ws(frame(trade(maker_position_size_before="5", maker_entry_quote_before="400"))))
     assert decode(encode([w])) == [w] and w.liquidation.entry_px == 80.0
+    # Without a mark (NaN: JSON null on the wire) the ADL fill still crosses the bus.
+    (u,) = LighterParser().parse(ws(frame(trade(trade_id=11))))
+    (back,) = decode(encode([u]))
+    assert math.isnan(back.liquidation.mark_px) and back.user == u.user and back.kind == ADL
 
 
 def test_the_time_merge_puts_connections_in_time_order_and_finish_releases_the_rest():
