@@ -236,6 +236,7 @@ class LighterFeeds:
         self.stage = ""
         self.backfilled = 0
         self.backfill_gaps = 0
+        self.backfill_pending = 0  # markets queued or being backfilled
         self.pool_polls = 0
         self.last_error = ""
         self._backfill_q: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
@@ -353,6 +354,7 @@ class LighterFeeds:
                 await self._emit(released)
 
     def backfill(self, market: int, since_ms: int, metrics=None) -> None:
+        self.backfill_pending += 1
         self._backfill_q.put_nowait((market, since_ms, metrics or self.metrics))
 
     async def _backfill_worker(self) -> None:
@@ -374,6 +376,7 @@ class LighterFeeds:
                     "backfill_incomplete")], now)
             if events:
                 await self._emit(events)
+            self.backfill_pending -= 1
 
     # ------------------------------------------------------------------ stop
     def _spawn(self, factory: Callable[[], Awaitable[Any]], name: str, once: bool = False) -> None:

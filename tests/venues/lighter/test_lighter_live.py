@@ -92,7 +92,7 @@ async def run_live(cascade, tmp_path, fault=None, fake_kw=None, cfg_kw=None):
         await wait_for(lambda: fake.done.is_set())
         # Everything sent reaches the collector before it stops (bounded wait).
         await wait_for(lambda: max(e.time_ms for e in bus.events if isinstance(e, Fill)) >=
-                       cascade.truth["waves"][-1]["t_end_ms"] and not feeds._backfill_q.qsize())
+                       cascade.truth["waves"][-1]["t_end_ms"] and not feeds.backfill_pending)
         await asyncio.sleep(0.2)
     finally:
         await feeds.stop()
