@@ -114,6 +114,7 @@ class LighterAdapter:
         self.last_frame_ms: int | None = None
         self.lost_since: int | None = None  # set while a reconnect's snapshots are awaited
         self._awaiting: set[int] = set()
+        self.last_trade_ms: dict[int, int] = {}  # market -> time of the latest trade received
         self.errors: list[str] = []
 
     def subscriptions(self) -> list[dict]:
@@ -182,25 +183,42 @@ class LighterAdapter:
         before = Counter(parser.rejected)
         events = parser.ws_frame(obj, self.frame_t, src=self.name)
         self.feeds.report_rejections(self.metrics, channel, before)
-        if channel == TRADE_CHANNEL and self.lost_since is not None \
-                and str(obj.get("type", "")).startswith("subscribed/"):
-            self._check_snapshot(obj)
+        if channel == TRADE_CHANNEL:
+            if self.lost_since is not None and str(obj.get("type", "")).startswith("subscribed/"):
+                self._check_snapshot(obj)
+            self._note_trades(obj)
         return parser.feed(events, self.frame_t)
+
+    @staticmethod
+    def _market_of(obj: dict) -> int | None:
+        try:
+            return int(str(obj.get("channel", "")).split(":", 1)[1])
+        except (IndexError, ValueError):
+            return None
+
+    @staticmethod
+    def _times(obj: dict) -> list[int]:
+        times = [t.get("timestamp") for key in ("trades", "liquidation_trades")
+                 for t in obj.get(key) or () if isinstance(t, dict)]
+        return [t for t in times if t.__class__ is int]
+
+    def _note_trades(self, obj: dict) -> None:
+        market, times = self._market_of(obj), self._times(obj)
+        if market is not None and times:
+            self.last_trade_ms[market] = max(max(times), self.last_trade_ms.get(market, 0))
 
     def _check_snapshot(self, obj: dict) -> None:
         """A re-sent snapshot that does not reach back to the loss: backfill the market."""
-        try:
-            market = int(str(obj.get("channel", "")).split(":", 1)[1])
-        except (IndexError, ValueError):
-            return
+        market = self._market_of(obj)
         if market not in self._awaiting:
             return
         self._awaiting.discard(market)
-        times = [t.get("timestamp") for key in ("trades", "liquidation_trades")
-                 for t in obj.get(key) or () if isinstance(t, dict)]
-        times = [t for t in times if isinstance(t, int)]
-        if times and min(times) > self.lost_since:
-            self.feeds.backfill(market, self.lost_since, self.metrics)
+        times = self._times(obj)
+        # Covered when the snapshot reaches back to the last trade we had of the market
+        # (event times on both sides; the loss time only for a market not seen trading).
+        since = self.last_trade_ms.get(market, self.lost_since)
+        if times and min(times) > since:
+            self.feeds.backfill(market, since, self.metrics)
         if not self._awaiting:
             self.lost_since = None
 
