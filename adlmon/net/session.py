@@ -33,8 +33,6 @@ The rules (cryptofeed's connection handler, with its issue #223 fixed):
   blow-up. The reader yields to the event loop every ``YIELD_EVERY`` frames,
   so a flood of frames already buffered cannot starve pings, probes and
   scrapes. Parser exceptions are logged throttled per reason, all counted.
-* A ``PartialParseError`` is counted like a ``ParseError`` and its good events
-  are published.
 * Optional adapter attributes, for venues that need them: ``control_pings``
   (True: liveness is websocket control frames: the venue's pings are answered
   and count as frames, and our ping is a control ping whose pong clears it,
