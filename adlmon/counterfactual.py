@@ -89,10 +89,11 @@ class Winners:
         f = wave.fills
         with np.errstate(divide="ignore", invalid="ignore"):
             fill_capacity = np.where(f.sz > 0, f.closed_pnl * np.abs(f.start_position) / f.sz, 0.0)
-            if f.entry_px is not None:
+            entry_px = getattr(f, "entry_px", None)  # views without fills (exposure) have none
+            if entry_px is not None:
                 # The venue published the closed position's entry (Lighter): u is its
                 # unrealized PnL at the fill's mark (issue 10 "Capacities").
-                at_mark = np.abs(f.start_position) * f.closed_sign * (f.mark_px - f.entry_px)
+                at_mark = np.abs(f.start_position) * f.closed_sign * (f.mark_px - entry_px)
                 fill_capacity = np.where(np.isfinite(at_mark), at_mark, fill_capacity)
         for k, user in enumerate(f.user):
             if user not in index:
