@@ -183,21 +183,3 @@ class Supervisor:
             st = self.states.get(n)
             if st is not None:
                 st.running = False
-
-
-class SupervisedGroup:
-    """The supervised tasks one source set spawned, to stop them together (a venue's sources)."""
-
-    def __init__(self, supervisor: Supervisor):
-        self.supervisor = supervisor
-        self.names: list[str] = []
-
-    def spawn(self, factory: Callable[[], Awaitable[Any]], name: str, once: bool = False) -> None:
-        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
-        self.supervisor.spawn(name, factory, once=once)
-        if name not in self.names:
-            self.names.append(name)
-
-    async def stop(self) -> None:
-        names, self.names = self.names, []
-        await self.supervisor.stop(names)

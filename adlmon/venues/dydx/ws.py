@@ -43,7 +43,7 @@ from adlmon.metrics import SourceMetrics
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, IGNORE, ChannelPolicy, NullMetrics, WsSession
-from adlmon.supervise import SupervisedGroup, Supervisor
+from adlmon.supervise import Supervisor
 from adlmon.venues.dydx.config import DydxConfig
 from adlmon.venues.dydx.address import module_address
 from adlmon.venues.dydx.parse import VENUE, stream
@@ -207,7 +207,7 @@ class DydxSources:
         self.insurance_polls = 0
         self.last_insurance_error = ""
         self.supervisor = ctx.supervisor or Supervisor(self.metrics, rng=ctx.rng)
-        self._group = SupervisedGroup(self.supervisor)  # this venue's tasks, stopped together
+        self._tasks: list[str] = []  # names of the supervised tasks of this venue
         self._blocks: asyncio.Queue[int] = asyncio.Queue()  # heights to decode
         self._backfills: asyncio.Queue[dict[str, int]] = asyncio.Queue()  # per reconnect
         self.busy = 0  # backfill or block jobs in progress (tests wait for 0)
@@ -221,12 +221,12 @@ class DydxSources:
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
         self.stage = "discovering markets (/v4/perpetualMarkets)"
-        self._group.spawn(self._startup, "dydx.startup", once=True)
-        self._group.spawn(self._tick, "dydx.merge")
-        self._group.spawn(self._pump, "dydx.publish")
-        self._group.spawn(self._backfill_worker, "dydx.backfill")
+        self._spawn(self._startup, "dydx.startup", once=True)
+        self._spawn(self._tick, "dydx.merge")
+        self._spawn(self._pump, "dydx.publish")
+        self._spawn(self._backfill_worker, "dydx.backfill")
         if self.cfg.node_rest_url:
-            self._group.spawn(self._block_worker, "dydx.blocks")
+            self._spawn(self._block_worker, "dydx.blocks")
 
     async def _tick(self) -> None:
         """Releases merged events while no frame arrives (a quiet venue)."""
@@ -264,7 +264,7 @@ class DydxSources:
             for pool in self.pools.values():
                 if declare_pool is not None:
                     declare_pool(VENUE, pool)
-            self._group.spawn(self._poll_insurance, "dydx.insurance_fund")
+            self._spawn(self._poll_insurance, "dydx.insurance_fund")
         self.stage = ""
         log.info("dydx: %d markets (%s) on %d trades connections", len(self.markets),
                  self.discovery, len(self.sessions) - 1)
@@ -279,7 +279,7 @@ class DydxSources:
                       liveness_timeout_s=cfg.liveness_timeout_s, backoff=self._backoff(),
                       metrics=metrics, quarantine=self.quarantine, now_ms=self.ctx.now_ms)
         self.sessions[name] = s
-        self._group.spawn(s.run, name)
+        self._spawn(s.run, name)
 
     def emit(self, events: list[Event]) -> None:
         """Events the merge released, in release order (one outbox, one publisher)."""
@@ -364,8 +364,15 @@ class DydxSources:
                     log.warning("dydx: insurance fund read failed: %s", exc)
             await asyncio.sleep(self.cfg.insurance_poll_interval_s)
 
+    def _spawn(self, factory, name: str, once: bool = False) -> None:
+        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
+        self.supervisor.spawn(name, factory, once=once)
+        if name not in self._tasks:
+            self._tasks.append(name)
+
     async def stop(self) -> None:
-        await self._group.stop()
+        await self.supervisor.stop(self._tasks)
+        self._tasks = []
         self.emit(self.parser.finish())  # nothing received is dropped
         while self._outbox:
             await self.ctx.publish(self._outbox.popleft())

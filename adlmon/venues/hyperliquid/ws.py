@@ -59,7 +59,7 @@ from adlmon.net.backoff import Backoff, RepeatedFailure
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.rest import RestClient, WeightLimiter
 from adlmon.net.session import ACK, DATA, ERROR, PONG, ChannelPolicy, NullMetrics, WsSession
-from adlmon.supervise import SupervisedGroup, Supervisor
+from adlmon.supervise import Supervisor
 from adlmon.venues.dedupe import SeenSet
 from adlmon.venues.hyperliquid.parse import VENUE, parse_ws_message
 from adlmon.venues.hyperliquid.rest import (
@@ -508,7 +508,7 @@ class HyperliquidFeeds:
         self.node = None
         # Every source runs supervised (adlmon/supervise.py): the daemon's, or a private one.
         self.supervisor = supervisor or Supervisor(self.metrics, rng=rng)
-        self._group = SupervisedGroup(self.supervisor)  # this venue's tasks, stopped together
+        self._tasks: list[str] = []  # names of the supervised tasks of this venue
         self.resume_from: dict[str, dict] = {}  # source -> its position in a state snapshot
         self._pending_watermarks: dict[str, AccountSnapshot] = {}
         self.started = False
@@ -541,7 +541,7 @@ class HyperliquidFeeds:
         if self.sources - {"node"}:
             self.stage = "starting"
             # Restartable: every step below is idempotent (a rerun starts only what is missing).
-            self._group.spawn(self._startup, "hyperliquid.startup", once=True)
+            self._spawn(self._startup, "hyperliquid.startup", once=True)
         self.started = True
 
     async def _startup(self) -> None:
@@ -559,18 +559,18 @@ class HyperliquidFeeds:
             done, _ = await asyncio.wait({discovery}, timeout=self.market_waits_s)
             if not done and market:
                 market = False
-                self._group.spawn(self._market, "hyperliquid.market")
+                self._spawn(self._market, "hyperliquid.market")
             await discovery
         self.join.vaults = {v.address for v in self.vaults}
         # Restartable: a rerun (after a failure) starts only what is not running yet.
         if market:
-            self._group.spawn(self._market, "hyperliquid.market")
+            self._spawn(self._market, "hyperliquid.market")
         if self.sources & {"vault_fills", "vault_events"}:
             for v in self.vaults:
                 if v.address not in self.vault_adapters:
                     self._start_vault_session(v)
         if self.join.enabled:
-            self._group.spawn(self._expire_held, "hyperliquid.join")
+            self._spawn(self._expire_held, "hyperliquid.join")
         if "vault_state" in self.sources and self.vaults and self.poller is None:
             declare_pool = getattr(self.metrics, "declare_pool", None)  # NullMetrics has none
             for v in self.vaults:
@@ -585,7 +585,7 @@ class HyperliquidFeeds:
             except asyncio.TimeoutError:
                 log.warning("vault bootstrap: no clearinghouseState in %.0f s; continuing, the "
                             "poller keeps trying", self.discovery_timeout_s)
-            self._group.spawn(self._poll_forever, "hyperliquid.vault_state")
+            self._spawn(self._poll_forever, "hyperliquid.vault_state")
         self.stage = ""
 
     async def _discover_vaults(self) -> None:
@@ -646,7 +646,7 @@ class HyperliquidFeeds:
                             max_frame_bytes=cfg.max_frame_bytes)
         self.sessions[name] = session
         if spawn:
-            self._group.spawn(session.run, name)
+            self._spawn(session.run, name)
         return session
 
     async def _market(self) -> None:
@@ -709,11 +709,18 @@ class HyperliquidFeeds:
                                quarantine=self.quarantine,
                                resume_from=(self.resume_from or {}).get(NODE_SOURCE))
         self._declare(NODE_SOURCE, self.node.tails)  # stream names: the node's channels
-        self._group.spawn(self.node.run, "hyperliquid.node")
+        self._spawn(self.node.run, "hyperliquid.node")
+
+    def _spawn(self, factory, name: str, once: bool = False) -> None:
+        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
+        self.supervisor.spawn(name, factory, once=once)
+        if name not in self._tasks:
+            self._tasks.append(name)
 
     async def stop(self) -> None:
         """Cancel every source (sockets closed), then publish what the join still holds."""
-        await self._group.stop()
+        await self.supervisor.stop(self._tasks)
+        self._tasks = []
         await self.info.close()
         held = self.join.flush()
         if held:

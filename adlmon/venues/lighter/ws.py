@@ -42,7 +42,7 @@ from adlmon.metrics import SourceMetrics
 from adlmon.net.backoff import Backoff
 from adlmon.net.quarantine import Quarantine
 from adlmon.net.session import ACK, DATA, ERROR, PING, PONG, ChannelPolicy, NullMetrics, WsSession
-from adlmon.supervise import SupervisedGroup, Supervisor
+from adlmon.supervise import Supervisor
 from adlmon.venues.lighter.parse import (
     MARKET_STATS_CHANNEL, POOL_LABEL, TRADE_CHANNEL, VENUE, LighterParser, frame_family,
 )
@@ -260,7 +260,7 @@ class LighterFeeds:
         self._backfill_q: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         # Every task runs supervised (adlmon/supervise.py): the daemon's, or a private one.
         self.supervisor = supervisor or Supervisor(self.metrics, rng=rng)
-        self._group = SupervisedGroup(self.supervisor)  # this venue's tasks, stopped together
+        self._tasks: list[str] = []  # names of this venue's supervised tasks
         self.started = False
 
     def _backoff(self) -> Backoff:
@@ -278,7 +278,7 @@ class LighterFeeds:
             declare_pool(VENUE, POOL_LABEL)
         self.stage = "starting"
         # Restartable: a rerun starts only what is missing.
-        self._group.spawn(self._startup, "lighter.startup", once=True)
+        self._spawn(self._startup, "lighter.startup", once=True)
         self.started = True
 
     async def _retry(self, what: str, call):
@@ -316,9 +316,9 @@ class LighterFeeds:
         for i, subs in enumerate(shards):
             if f"lighter.stream.{i}" not in self.sessions:
                 self._start_session(f"lighter.stream.{i}", subs, f"stream{i}")
-        self._group.spawn(self._backfill_worker, "lighter.backfill")
-        self._group.spawn(self._poll_pool_forever, "lighter.pool")
-        self._group.spawn(self._release_held, "lighter.merge")
+        self._spawn(self._backfill_worker, "lighter.backfill")
+        self._spawn(self._poll_pool_forever, "lighter.pool")
+        self._spawn(self._release_held, "lighter.merge")
         self.stage = ""
 
     def _start_session(self, name: str, subs: list[str], source: str) -> None:
@@ -336,7 +336,7 @@ class LighterFeeds:
                             metrics=metrics, quarantine=self.quarantine, now_ms=self.now_ms,
                             max_frame_bytes=cfg.max_frame_bytes)
         self.sessions[name] = session
-        self._group.spawn(session.run, name)
+        self._spawn(session.run, name)
 
     # ------------------------------------------------------------ REST tasks
     async def _poll_pool_once(self) -> None:
@@ -397,8 +397,15 @@ class LighterFeeds:
             self.backfill_pending -= 1
 
     # ------------------------------------------------------------------ stop
+    def _spawn(self, factory: Callable[[], Awaitable[Any]], name: str, once: bool = False) -> None:
+        """Run ``factory()`` supervised: logged, counted and restarted if it raises."""
+        self.supervisor.spawn(name, factory, once=once)
+        if name not in self._tasks:
+            self._tasks.append(name)
+
     async def stop(self) -> None:
-        await self._group.stop()
+        await self.supervisor.stop(self._tasks)
+        self._tasks = []
         await self.rest.close()
         held = self.parser.finish()  # nothing received is dropped
         if held:
